@@ -1,0 +1,40 @@
+"""A rated charge before it gets its id, revision and emission time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from topics.charges import ChargeLine
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeDraft:
+    product: str
+    item: str
+    lines: tuple[ChargeLine, ...]
+    usage_by_app: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def amount(self) -> Decimal:
+        return sum((line.amount for line in self.lines), Decimal(0))
+
+    @property
+    def empty(self) -> bool:
+        """Zero amount and zero usage: SPEC §7 emits nothing for it."""
+        if self.amount != 0:
+            return False
+        if any(line.quantity != 0 for line in self.lines):
+            return False
+        return all(Decimal(v) == 0 for usage in self.usage_by_app.values() for v in usage.values())
+
+
+def line(
+    dims: dict[str, str],
+    quantity: Decimal,
+    unit: str,
+    unit_price: Decimal,
+    amount: Decimal,
+    **extra: object,
+) -> ChargeLine:
+    return ChargeLine(dims, quantity, unit, unit_price, amount, **extra)  # type: ignore[arg-type]

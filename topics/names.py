@@ -1,0 +1,60 @@
+"""Topic names (with an optional prefix), partition counts and configs: SPEC §2."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+USAGE_TOPIC_OF_TYPE = {
+    "relay.traffic": "usage.relay",
+    "recording.start": "usage.recording",
+    "recording.heartbeat": "usage.recording",
+    "recording.stop": "usage.recording",
+    "transcode.usage": "usage.transcode",
+    "snapshot.count": "usage.snapshot",
+    "moderation.count": "usage.snapshot",
+    "vod.storage": "usage.vod",
+    "vod.traffic": "usage.vod",
+    "im.dau": "usage.im",
+    "im.groups": "usage.im",
+}
+USAGE_TOPICS = tuple(dict.fromkeys(USAGE_TOPIC_OF_TYPE.values()))
+BILLING_TOPIC_OF_PRODUCT = {
+    "css": "billing.css.charges",
+    "vod": "billing.vod.charges",
+    "im": "billing.im.charges",
+}
+CONFIG_TOPIC = "config.apps"
+CLOCK_TOPIC = "control.clock"
+QUARANTINE_TOPIC = "usage.quarantine"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    """All topic names under one prefix, e.g. ``TopicNames("prod.")``."""
+
+    prefix: str = ""
+    partitions: int = 8
+
+    def __call__(self, base: str) -> str:
+        return f"{self.prefix}{base}"
+
+    def usage_topic(self, event_type: str) -> str:
+        return self(USAGE_TOPIC_OF_TYPE[event_type])
+
+    def billing_topic(self, product: str) -> str:
+        return self(BILLING_TOPIC_OF_PRODUCT[product])
+
+    def all(self) -> list[TopicSpec]:
+        specs = [TopicSpec(self(t), self.partitions) for t in USAGE_TOPICS]
+        specs.append(TopicSpec(self(CONFIG_TOPIC), 1, (("cleanup.policy", "compact"),)))
+        specs.append(TopicSpec(self(CLOCK_TOPIC), 1))
+        specs += [TopicSpec(self(t), self.partitions) for t in BILLING_TOPIC_OF_PRODUCT.values()]
+        specs.append(TopicSpec(self(QUARANTINE_TOPIC), self.partitions))
+        return specs

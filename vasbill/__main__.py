@@ -1,0 +1,3 @@
+from vasbill.cli import main
+
+main()
