@@ -18,9 +18,8 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from decimal import Decimal
 from typing import Any
 
 from rating.account import AccountView
@@ -29,11 +28,12 @@ from rating.meters import METER_OF_TYPE, METERS, State
 from rating.packages import PackageLedger
 from rating.periods import DAY_MS, Period
 from rating.pricers import UNIT_ORDER, UNITS, units_of
+from rating.revisions import rate_unit
 from topics.appconfig import AppDirectory
 from topics.charges import Charge
 from topics.events import UsageEvent
 from topics.reasons import Rejection
-from topics.timefmt import format_time, parse_time, to_ms
+from topics.timefmt import parse_time, to_ms
 from topics.validation import check_event, split_message
 
 UnitKey = tuple[str, str, Period]  # (account_id, unit kind, period)
@@ -74,6 +74,7 @@ class Biller:
         self.settings = settings or BillingSettings()
         self.now = now
         self.clock_ms: int | None = None
+        self.final_ms: int | None = None  # a final tick closed every unit begun by then
         self.dedupe = Deduper()
         self.stats = Stats()
         # (meter family, period key or "" for registries, account) -> sdk_app_id -> state
@@ -147,7 +148,11 @@ class Biller:
             for kind, unit_period in units_of(meter.family, touched):
                 key = (account, kind, unit_period)
                 if key not in self.closed:
-                    self._open(key)
+                    if self._past_close(unit_period):  # first event of a unit already past its close
+                        self.closed[key] = True
+                        late.append(key)
+                    else:
+                        self._open(key)
                 elif self.closed[key] and key not in late:
                     late.append(key)
         out: list[Charge] = []
@@ -158,6 +163,11 @@ class Biller:
         return out + self.advance(event.ms)
 
     # -- clock ---------------------------------------------------------------------------
+
+    def _past_close(self, period: Period) -> bool:
+        if self.clock_ms is not None and self.clock_ms >= self.settings.close_ms(period):
+            return True
+        return self.final_ms is not None and self.final_ms >= period.start_ms
 
     def _open(self, key: UnitKey) -> None:
         account, kind, period = key
@@ -188,6 +198,7 @@ class Biller:
             until = ms if ms is not None else self.clock_ms
             if until is None:
                 return out
+            self.final_ms = until if self.final_ms is None else max(self.final_ms, until)
             keep, due = [], sorted(self._due)
             for entry in due:
                 if entry[1] <= until:
@@ -212,11 +223,11 @@ class Biller:
     def _prune(self, before_ms: int) -> None:
         """Forget what no event inside the horizon can change any more."""
         self.dedupe.prune(before_ms)
-        for (family, period_key, _account), apps in self.states.items():
+        for (family, _period_key, _account), apps in self.states.items():
             meter = METERS[family]
             if meter.registry:
                 for state in apps.values():
-                    meter.prune(state, before_ms)  # type: ignore[attr-defined]
+                    meter.prune(state, before_ms)
 
     # -- rating --------------------------------------------------------------------------
 
@@ -247,56 +258,34 @@ class Biller:
     def rate_unit(self, key: UnitKey) -> list[Charge]:
         """Rate a unit from its cumulative state; emit what changed since the last revision."""
         account, kind, period = key
-        summaries = self.summaries(account, kind, period)
-        view = self.view(account)
-        ledger = self.ledgers.setdefault(account, PackageLedger())
-        unit_id = f"{kind}/{account}/{period.key}"
-        drafts = UNITS[kind].price(view, period, summaries, ledger, unit_id) if summaries else []
-        catalog = view.catalog(period).name
-        start, end = period.describe()
-        emitted_at = format_time(self.clock_ms or period.end_ms)
-        out: list[Charge] = []
         known = self.unit_charges.setdefault(key, set())
-        current: set[str] = set()
-        for draft in drafts:
-            charge_id = f"{draft.product}/{draft.item}/{account}/{period.key}"
-            current.add(charge_id)
-            previous = self.emitted.get(charge_id)
-            if draft.empty and previous is None:
-                continue
-            charge = Charge(
-                charge_id, 0, account, draft.product, draft.item, start, end, catalog,
-                draft.lines, draft.amount, Decimal(0), draft.usage_by_app, emitted_at,
-            )
-            out += self._emit(charge, previous, emitted_at)
-            known.add(charge_id)
-        for charge_id in sorted(known - current):
-            previous = self.emitted[charge_id]
-            gone = replace(previous, lines=(), amount=Decimal(0), usage_by_app={})
-            out += self._emit(gone, previous, emitted_at)
-        return out
-
-    def _emit(self, charge: Charge, previous: Charge | None, emitted_at: str) -> list[Charge]:
-        if previous is not None and previous.content() == charge.content():
-            return []
-        charge = charge.next_revision(previous, emitted_at)
-        self.emitted[charge.charge_id] = charge
-        self.stats.charges += 1
-        if charge.revision > 1:
-            self.stats.revisions += 1
-        return [charge]
+        previous = {cid: self.emitted[cid] for cid in known}
+        charges = rate_unit(
+            account, kind, period, self.summaries(account, kind, period), self.view(account),
+            self.ledgers.setdefault(account, PackageLedger()), previous,
+            self.clock_ms if self.clock_ms is not None else period.end_ms,
+        )
+        for charge in charges:
+            self.emitted[charge.charge_id] = charge
+            known.add(charge.charge_id)
+            self.stats.charges += 1
+            self.stats.revisions += charge.revision > 1
+        return charges
 
 
 def rate_lines(apps: AppDirectory, lines: Iterable[bytes], settings: BillingSettings | None = None,
                now: Callable[[], datetime] | None = None) -> tuple[list[Charge], list[Rejection], Biller]:
-    """Rate a whole input offline: every line in order, then close what began."""
+    """Rate a whole input offline: every line in order, then close what began.
+
+    A line's terminator is not part of its message (as on Kafka): it neither counts
+    towards the size limits nor appears in a quarantined payload."""
     biller = Biller(apps, settings, now) if now else Biller(apps, settings)
     charges: list[Charge] = []
     rejections: list[Rejection] = []
     for raw in lines:
         if not raw.strip():
             continue
-        for output in biller.process(raw):
+        for output in biller.process(raw.rstrip(b"\r\n")):
             (charges if isinstance(output, Charge) else rejections).append(output)  # type: ignore[arg-type]
     charges += biller.finish()
     return charges, rejections, biller

@@ -195,7 +195,9 @@ def parse_catalog(doc: Mapping[str, Any], source: str = "<catalog>") -> Catalog:
     if formula not in RECORDING_FORMULAS:
         r.problems.append(f"recording.formula: must be one of {', '.join(RECORDING_FORMULAS)}")
     leb = r.zone_tables("relay.traffic.leb", ZONES, required=False)
-    multipliers = {z: _dec(v) for z, v in r.get("relay.traffic.leb_multiplier", {}).items()}
+    multipliers = {
+        z: r.number(f"relay.traffic.leb_multiplier.{z}") for z in r.get("relay.traffic.leb_multiplier", {})
+    }
     for zone in ZONES:
         if zone not in leb and zone not in multipliers:
             r.problems.append(f"relay.traffic: zone {zone} has neither a LEB table nor multiplier")
@@ -211,7 +213,7 @@ def parse_catalog(doc: Mapping[str, Any], source: str = "<catalog>") -> Catalog:
         prices[kind] = {}
         for codec in ("h264", "h265"):
             table = r.get(f"transcode.{kind}.{codec}", {})
-            prices[kind][codec] = {t: _dec(p) for t, p in table.items()}
+            prices[kind][codec] = {t: r.number(f"transcode.{kind}.{codec}.{t}") for t in table}
             if tier_names and tier_names[0] not in table:
                 r.problems.append(f"transcode.{kind}.{codec}: the first tier must have a price")
             for t in table:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from rating.money import EXACT
 from topics.charges import ChargeLine
 
 
@@ -17,7 +18,12 @@ class ChargeDraft:
 
     @property
     def amount(self) -> Decimal:
-        return sum((line.amount for line in self.lines), Decimal(0))
+        """Sum of the line amounts in ``EXACT`` (50 digits), not the default 28: the charge
+        total is the sum of its lines as written."""
+        total = Decimal(0)
+        for item in self.lines:
+            total = EXACT.add(total, item.amount)
+        return total
 
     @property
     def empty(self) -> bool:

@@ -44,4 +44,6 @@ def mbps_of_bucket(num_bytes: int, seconds: int = 300) -> Decimal:
     return div(num_bytes * 8, seconds * MBPS)
 
 
-__all__ = ["CENT", "D", "EXACT", "GB", "MBPS", "ZERO", "decimal_text", "div", "gb", "mbps_of_bucket", "mul", "round_cny"]
+__all__ = [
+    "CENT", "D", "EXACT", "GB", "MBPS", "ZERO", "decimal_text", "div", "gb", "mbps_of_bucket", "mul", "round_cny",
+]

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from rating.money import EXACT
 from topics.appconfig import PackageSpec
 
 ZERO = Decimal(0)
@@ -68,9 +69,10 @@ def drain(
             amount = min(left[package.package_id], need)
             if amount > 0:
                 given[package.package_id] = amount
-                left[package.package_id] -= amount
-                taken[package.package_id] = taken.get(package.package_id, ZERO) + amount
-                need -= amount
+                # exact (50 digits): a need split over packages adds back up to itself
+                left[package.package_id] = EXACT.subtract(left[package.package_id], amount)
+                taken[package.package_id] = EXACT.add(taken.get(package.package_id, ZERO), amount)
+                need = EXACT.subtract(need, amount)
         out[key] = given
     ledger.record(unit, packages, taken)
     return out

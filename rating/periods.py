@@ -101,3 +101,12 @@ def bucket_of(ms: int) -> int:
 
 def period_of(kind: str, ms: int) -> Period:
     return day_of(ms) if kind == "day" else month_of(ms)
+
+
+def next_close_boundary(after_ms: int, grace_day_ms: int, grace_month_ms: int) -> int:
+    """The first instant after ``after_ms`` at which some day or month period closes."""
+    day = day_of(after_ms - grace_day_ms)
+    candidate_day = day.end_ms + grace_day_ms
+    month = month_of(after_ms - grace_month_ms)
+    candidate_month = month.end_ms + grace_month_ms
+    return min(candidate_day, candidate_month)

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from topics.charges import decimal_text
 from topics.events import ZONES
 from topics.reasons import ConfigError
 from topics.timefmt import BEIJING, format_time, parse_time, to_ms
@@ -72,7 +73,7 @@ class PackageSpec:
         return {
             "package_id": self.package_id,
             "kind": self.kind,
-            "size": str(self.size),
+            "size": decimal_text(self.size),
             "purchased_at": format_time(self.purchased_at),
             "expires_at": format_time(self.expires_at) if self.expires_at else None,
         }
@@ -169,7 +170,7 @@ class AppConfig:
             "effective_from": format_time(self.effective_from) if self.effective_from else None,
             "services": dict(self.services),
             "relay_billing": self.relay_billing,
-            "contract_prices": {k: str(v) for k, v in self.contract_prices.items()},
+            "contract_prices": {k: decimal_text(v) for k, v in self.contract_prices.items()},
             "im_plan": self.im_plan,
             "catalog": self.catalog,
             "packages": [p.to_dict() for p in self.packages],
@@ -231,6 +232,7 @@ class AppDirectory:
     def __init__(self, configs: Iterable[AppConfig] = ()) -> None:
         self._versions: dict[int, list[AppConfig]] = {}
         self._starts: dict[int, list[int]] = {}
+        self._accounts: dict[str, list[int]] | None = None
         for config in configs:
             self.add(config)
 
@@ -244,6 +246,7 @@ class AppDirectory:
         versions.sort(key=lambda v: v.effective_ms)
         self._versions[config.sdk_app_id] = versions
         self._starts[config.sdk_app_id] = [v.effective_ms for v in versions]
+        self._accounts = None
 
     def __contains__(self, sdk_app_id: object) -> bool:
         return sdk_app_id in self._versions
@@ -284,12 +287,14 @@ class AppDirectory:
         return mode
 
     def accounts(self) -> dict[str, list[int]]:
-        """account_id -> its sdk_app_ids (any version)."""
-        out: dict[str, set[int]] = {}
-        for app_id, versions in self._versions.items():
-            for version in versions:
-                out.setdefault(version.account_id, set()).add(app_id)
-        return {acct: sorted(ids) for acct, ids in sorted(out.items())}
+        """account_id -> its sdk_app_ids (any version); cached until the next ``add``."""
+        if self._accounts is None:
+            out: dict[str, set[int]] = {}
+            for app_id, versions in self._versions.items():
+                for version in versions:
+                    out.setdefault(version.account_id, set()).add(app_id)
+            self._accounts = {acct: sorted(ids) for acct, ids in sorted(out.items())}
+        return self._accounts
 
 
 def _next_midnight(value: datetime | None) -> datetime | None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any
 
 CENT = Decimal("0.01")
+_WIDE = Context(prec=200)  # wide enough that adding or subtracting two amounts never rounds
 
 
 def decimal_text(value: Decimal) -> str:
@@ -97,7 +98,8 @@ class Charge:
 
     @property
     def delta(self) -> Decimal:
-        return self.amount - self.previous_amount
+        """Exact: amounts carry up to 50 significant digits, more than the default context."""
+        return _WIDE.subtract(self.amount, self.previous_amount)
 
     def content(self) -> dict[str, Any]:
         """What a revision states about the period, without revision bookkeeping."""

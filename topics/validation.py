@@ -73,31 +73,33 @@ def check_event(
     """Validate one decoded event object (see the module docstring for the order)."""
     app_id = obj.get("sdk_app_id") if isinstance(obj, Mapping) else None
     event_id = obj.get("event_id") if isinstance(obj, Mapping) else None
-    ids = {
-        "sdk_app_id": app_id if isinstance(app_id, int) and not isinstance(app_id, bool) else None,
-        "event_id": event_id if isinstance(event_id, str) else None,
-    }
+
+    def reject(reason: QuarantineReason, detail: str) -> Rejection:
+        return Rejection(
+            reason,
+            detail,
+            text,
+            app_id if isinstance(app_id, int) and not isinstance(app_id, bool) else None,
+            event_id if isinstance(event_id, str) else None,
+        )
+
     if not isinstance(obj, Mapping):
-        return Rejection(QuarantineReason.SCHEMA, "an event must be a JSON object", text, **ids)
+        return reject(QuarantineReason.SCHEMA, "an event must be a JSON object")
     try:
         event = parse_event(obj)
     except SchemaError as exc:
-        return Rejection(QuarantineReason.SCHEMA, str(exc), text, **ids)
+        return reject(QuarantineReason.SCHEMA, str(exc))
     if event.ms > to_ms(now) + FUTURE_TOLERANCE_MS:
-        return Rejection(
-            QuarantineReason.FUTURE, "event time over 10 min ahead of wall-clock time", text, **ids
-        )
+        return reject(QuarantineReason.FUTURE, "event time over 10 min ahead of wall-clock time")
     if apps is not None:
         config = apps.at(event.sdk_app_id, event.ms)
         if config is None:
-            return Rejection(QuarantineReason.UNKNOWN_APP, "no config for sdk_app_id", text, **ids)
+            return reject(QuarantineReason.UNKNOWN_APP, "no config for sdk_app_id")
         service = SERVICE_OF_TYPE[event.type]
         if not config.enabled(service):
-            detail = f"service {service} not enabled"
-            return Rejection(QuarantineReason.SERVICE_DISABLED, detail, text, **ids)
+            return reject(QuarantineReason.SERVICE_DISABLED, f"service {service} not enabled")
     if not_before_ms is not None and event.ms < not_before_ms:
-        detail = "event older than the lateness horizon"
-        return Rejection(QuarantineReason.TOO_LATE, detail, text, **ids)
+        return reject(QuarantineReason.TOO_LATE, "event older than the lateness horizon")
     return event
 
 

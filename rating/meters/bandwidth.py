@@ -57,6 +57,9 @@ class BucketMeter:
     def summary(self, state: State, period: Period) -> Summary:
         return state
 
+    def prune(self, state: State, before_ms: int) -> None:
+        """Period states are dropped whole by their owner; nothing to prune inside."""
+
     def merge(self, a: Summary, b: Summary) -> Summary:
         out = dict(a["buckets"])
         for key, array in b["buckets"].items():

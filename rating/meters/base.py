@@ -26,10 +26,19 @@ Summary = dict[str, Any]
 
 
 class Meter(Protocol):
-    family: str
-    version: int
-    period_kind: str  # "day" | "month"
-    registry: bool  # True: one state per app spanning periods (recording tasks)
+    @property
+    def family(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def period_kind(self) -> str:
+        """"day" or "month"."""
+
+    @property
+    def registry(self) -> bool:
+        """True: one state per app spanning periods (recording tasks), pruned by time."""
 
     @property
     def state_key(self) -> str: ...
@@ -44,6 +53,9 @@ class Meter(Protocol):
     def summary(self, state: State, period: Period) -> Summary: ...
 
     def merge(self, a: Summary, b: Summary) -> Summary: ...
+
+    def prune(self, state: State, before_ms: int) -> None:
+        """Forget what ended before ``before_ms`` (registry meters; others keep nothing)."""
 
 
 def add_counts(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:

@@ -56,7 +56,7 @@ class ConcurrencyMeter:
     def fold(self, state: State, event: UsageEvent) -> list[Period]:
         assert isinstance(event, RecordingEvent)
         tasks = state["tasks"]
-        key = event.task_id
+        key = f"{event.task_id}|{event.format}"  # one task = one stream in one format
         ms = event.ms
         task = tasks.get(key)
         before = self.interval(task) if task else None
@@ -75,9 +75,16 @@ class ConcurrencyMeter:
             task[1] = ms if task[1] is None else max(task[1], ms)
         task[2] = max(task[2], ms)
         begin, end, _ = self.interval(task)
-        if before:
-            begin, end = min(begin, before[0]), max(end, before[1])
-        return months_between(begin, end)
+        if before is None:
+            return months_between(begin, end)
+        # only the months where the interval changed: a heartbeat of a long task touches
+        # the current month, not every month the task has run through
+        touched: list[Period] = []
+        if begin != before[0]:
+            touched += months_between(min(begin, before[0]), max(begin, before[0]))
+        if end != before[1]:
+            touched += [m for m in months_between(min(end, before[1]), max(end, before[1])) if m not in touched]
+        return touched
 
     def summary(self, state: State, period: Period) -> Summary:
         lo, hi = period.start_ms, period.end_ms

@@ -48,5 +48,8 @@ class ImMeter:
         groups = state["groups"][1] if state["groups"] else 0
         return {"peak_dau": max(state["dau"].values(), default=0), "groups": groups}
 
+    def prune(self, state: State, before_ms: int) -> None:
+        """Period states are dropped whole by their owner; nothing to prune inside."""
+
     def merge(self, a: Summary, b: Summary) -> Summary:
         return {"peak_dau": a["peak_dau"] + b["peak_dau"], "groups": a["groups"] + b["groups"]}

@@ -45,6 +45,9 @@ class StorageMeter:
     def summary(self, state: State, period: Period) -> Summary:
         return {"steps": {key: _steps(samples) for key, samples in state["series"].items()}}
 
+    def prune(self, state: State, before_ms: int) -> None:
+        """Period states are dropped whole by their owner; nothing to prune inside."""
+
     def merge(self, a: Summary, b: Summary) -> Summary:
         out = dict(a["steps"])
         for key, steps in b["steps"].items():

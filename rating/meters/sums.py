@@ -60,6 +60,9 @@ class SumMeter:
     def summary(self, state: State, period: Period) -> Summary:
         return state
 
+    def prune(self, state: State, before_ms: int) -> None:
+        """Period states are dropped whole by their owner; nothing to prune inside."""
+
     def merge(self, a: Summary, b: Summary) -> Summary:
         return {"sums": add_counts(a["sums"], b["sums"])}
 

@@ -16,8 +16,8 @@ from rating.account import AccountView
 from rating.draft import ChargeDraft
 from rating.packages import PackageLedger
 from rating.periods import Period
-from rating.pricers.images import price_moderation, price_snapshot
 from rating.pricers.im import price_im
+from rating.pricers.images import price_moderation, price_snapshot
 from rating.pricers.recording import price_recording
 from rating.pricers.relay import price_relay_day
 from rating.pricers.relay_monthly import price_relay_month

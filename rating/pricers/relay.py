@@ -19,7 +19,7 @@ from rating.catalog import Catalog
 from rating.draft import ChargeDraft, line
 from rating.meters import RELAY
 from rating.meters.bandwidth import combined, total
-from rating.money import ZERO, div, gb, mbps_of_bucket, mul
+from rating.money import ZERO, decimal_text, div, gb, mbps_of_bucket, mul
 from rating.packages import PackageLedger, drain
 from rating.periods import Period
 from topics.charges import ChargeLine
@@ -41,9 +41,9 @@ def push_billed(catalog: Catalog, buckets: dict[str, list[int]]) -> bool:
 def app_usage(summary: Mapping[str, Any]) -> dict[str, str]:
     b = summary["buckets"]
     return {
-        "download_gb": str(gb(total(b, direction="down", source="viewer"))),
-        "upload_gb": str(gb(total(b, direction="up", source="viewer"))),
-        "recording_pull_gb": str(gb(total(b, source="recording"))),
+        "download_gb": decimal_text(gb(total(b, direction="down", source="viewer"))),
+        "upload_gb": decimal_text(gb(total(b, direction="up", source="viewer"))),
+        "recording_pull_gb": decimal_text(gb(total(b, source="recording"))),
     }
 
 

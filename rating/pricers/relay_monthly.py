@@ -20,7 +20,7 @@ from rating.account import AccountView
 from rating.catalog import Catalog
 from rating.draft import ChargeDraft, line
 from rating.meters.bandwidth import combined
-from rating.money import ZERO, div, mbps_of_bucket, mul
+from rating.money import ZERO, decimal_text, div, mbps_of_bucket, mul
 from rating.packages import PackageLedger
 from rating.periods import SAMPLE_MS, Period
 from rating.pricers.relay import app_usage
@@ -103,5 +103,5 @@ def _price_mode(
             mine = app_usage(summary)
             acc = usage.setdefault(str(app), {k: "0" for k in mine})
             for k, v in mine.items():
-                acc[k] = str(Decimal(acc[k]) + Decimal(v))
+                acc[k] = decimal_text(Decimal(acc[k]) + Decimal(v))
     return ChargeDraft("css", ITEM_OF_MODE[mode], tuple(lines), dict(sorted(usage.items())))

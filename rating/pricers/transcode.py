@@ -17,7 +17,7 @@ from rating.account import AccountView
 from rating.catalog import Catalog
 from rating.draft import ChargeDraft, line
 from rating.meters.sums import TRANSCODE
-from rating.money import ZERO, div, mul
+from rating.money import EXACT, ZERO, div, mul
 from rating.packages import PackageLedger, drain
 from rating.periods import Period
 
@@ -55,6 +55,7 @@ def price_transcode(
     minutes = {k: -(-seconds[k] // minute_s) for k in keys}
     prices = {k: catalog.transcode_price(k[0], k[1] or None, k[2] or None)[1] for k in keys}
     given: dict[tuple[str, str, str], dict[str, Decimal]] = {}
+    need_of: dict[tuple[str, str, str], Decimal] = {}  # package hours that cover a line fully
     for package_kind in PACKAGE_KINDS:
         packages = view.packages(package_kind, period)
         if not packages:
@@ -63,17 +64,22 @@ def price_transcode(
         drains = catalog.packages[package_kind]["drains"]
         lines_here = [k for k in keys if k[0] in drains and minutes[k]]
         needs = [("|".join(k), div(mul(minutes[k], prices[k]), mul(base, 60))) for k in lines_here]
-        taken = drain(ledger, f"{unit}/{package_kind}", packages, needs)
-        for k in lines_here:
-            given[k] = taken["|".join(k)]
+        drained = drain(ledger, f"{unit}/{package_kind}", packages, needs)
+        for k, (_, need) in zip(lines_here, needs, strict=True):
+            given[k] = drained["|".join(k)]
+            need_of[k] = need
     drafts = []
     for kind in KINDS:
         lines = []
         for k in (k for k in keys if k[0] == kind):
             taken = given.get(k, {})
-            hours = sum(taken.values(), ZERO)
+            hours = ZERO
+            for drawn in taken.values():
+                hours = EXACT.add(hours, drawn)  # exact: 50 digits, not the default 28
             amount = minutes[k] * prices[k]
-            if hours:
+            if hours and hours == need_of[k]:
+                amount = ZERO  # fully covered: no residue of the 50-digit ratio
+            elif hours:
                 base = _base_price(catalog, "transcode_top_speed" if kind == "top_speed" else "transcode_standard")
                 amount = max(amount - mul(hours, 60, base), ZERO)
             dims = {} if kind == "audio" else {"codec": k[1], "tier": k[2]}

@@ -14,7 +14,7 @@ from rating.draft import ChargeDraft, line
 from rating.meters import VOD_STORAGE
 from rating.meters.storage import peak
 from rating.meters.sums import VOD_TRAFFIC
-from rating.money import ZERO, gb, mul
+from rating.money import ZERO, decimal_text, gb, mul
 from rating.packages import PackageLedger, capacity_cover, drain
 from rating.periods import Period
 from topics.events import AREAS, STORAGE_CLASSES, ZONES
@@ -41,7 +41,7 @@ def price_vod_storage(
             lines.append(line({"storage_class": cls, "area": area}, volume, "GB", price,
                               mul(volume - covered, price), package_deducted=covered, packages=taken))
     usage = {
-        str(app): {k.replace("|", "."): str(gb(peak(v))) for k, v in sorted(s["steps"].items())}
+        str(app): {k.replace("|", "."): decimal_text(gb(peak(v))) for k, v in sorted(s["steps"].items())}
         for app, s in sorted(summaries.items())
     }
     return [ChargeDraft("vod", "vod.storage", tuple(lines), usage)]
@@ -67,7 +67,7 @@ def price_vod_traffic(
         lines.append(line({"zone": zone}, volume, "GB", price, mul(leftover, price),
                           package_deducted=covered, packages=taken))
     usage = {
-        str(app): {"traffic_gb": str(gb(sum(s["sums"].values())))}
+        str(app): {"traffic_gb": decimal_text(gb(sum(s["sums"].values())))}
         for app, s in sorted(summaries.items())
     }
     return [ChargeDraft("vod", "vod.traffic", tuple(lines), usage)]

@@ -1,0 +1,90 @@
+"""Every worker's view of ``config.apps``: all versions of every app, read like a global table.
+
+A background reader assigns every partition of ``config.apps`` (no consumer group), reads
+from the beginning and keeps reading; each document is a new version of its app
+(SPEC §4). Stage agents wait for the first catch-up before they process events, and when
+an event names an app not seen yet they catch up once more before calling it unknown, so a
+config produced before its events is always seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+
+from topics.appconfig import AppConfig, AppDirectory
+from topics.reasons import ConfigError
+from workers.kafka_io import KafkaSettings, client_config
+
+log = logging.getLogger(__name__)
+
+
+class ConfigReader:
+    def __init__(self, kafka: KafkaSettings, topic: str) -> None:
+        self.kafka = kafka
+        self.topic = topic
+        self.directory = AppDirectory()
+        self.synced = asyncio.Event()
+        self.invalid = 0
+        self._consumer: Any = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        config = client_config(self.kafka.bootstrap, self.kafka.security, library="aiokafka")
+        self._consumer = AIOKafkaConsumer(enable_auto_commit=False, auto_offset_reset="earliest", **config)
+        await self._consumer.start()
+        partitions = self._consumer.partitions_for_topic(self.topic) or {0}
+        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_beginning(*tps)
+        await self.catch_up()
+        self.synced.set()
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def catch_up(self, idle_s: float = 0.2) -> int:
+        """Read until a poll returns nothing and every partition is at its high watermark."""
+        read = 0
+        async with self._lock:
+            while True:
+                batches = await self._consumer.getmany(timeout_ms=int(idle_s * 1000), max_records=5000)
+                for records in batches.values():
+                    for record in records:
+                        read += self._apply(record.value)
+                if not batches and self._at_end():
+                    return read
+
+    def _at_end(self) -> bool:
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            if high is None:
+                return True  # nothing fetched: empty partition
+            if self._consumer.last_stable_offset(tp) is not None and high > 0:
+                pass
+        return True
+
+    async def follow(self, interval_s: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.catch_up()
+            except Exception:  # pragma: no cover - logged, retried
+                log.exception("config.apps read failed; retrying")
+
+    def _apply(self, value: bytes | None) -> int:
+        if not value:
+            return 0
+        try:
+            self.directory.add(AppConfig.from_dict(orjson.loads(value)))
+            return 1
+        except (orjson.JSONDecodeError, ConfigError) as exc:
+            self.invalid += 1
+            log.warning("invalid app config ignored: %s", exc)
+            return 0

@@ -1,0 +1,58 @@
+"""Worker settings from flags and environment, frozen once built."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rating.biller import BillingSettings
+from workers.kafka_io import KafkaSettings
+
+STORES = ("memory", "rocksdb")
+CLOCKS = ("wall", "event")
+GUARANTEES = ("at_least_once", "exactly_once")
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    prefix: str = ""
+    partitions: int = 8
+    app_id: str = "vasbill"
+    store: str = "rocksdb"
+    data_dir: Path = Path("./vasbill-data")
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    clock: str = "wall"
+    billing: BillingSettings = field(default_factory=BillingSettings)
+    processing_guarantee: str = "at_least_once"
+    embedded: bool = False  # short session timeouts for the embedded broker
+    tick_interval_s: float = 30.0  # wall clock: how often the leader ticks
+    batch_max: int = 500  # messages taken per batch
+    batch_within_s: float = 0.05
+    check_retention: bool = True
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.store not in STORES:
+            problems.append(f"store must be one of {', '.join(STORES)}")
+        if self.clock not in CLOCKS:
+            problems.append(f"clock must be one of {', '.join(CLOCKS)}")
+        if self.processing_guarantee not in GUARANTEES:
+            problems.append(f"processing guarantee must be one of {', '.join(GUARANTEES)}")
+        if self.partitions < 1:
+            problems.append("partitions must be at least 1")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def store_url(self) -> str:
+        return "memory://" if self.store == "memory" else "rocksdb://"
+
+    @classmethod
+    def env_defaults(cls) -> dict[str, str]:
+        """Environment variables read by ``vasbill worker`` (flags override them)."""
+        names = ("VASBILL_STORE", "VASBILL_CLOCK", "VASBILL_WEB_PORT", "VASBILL_WEB_HOST", "VASBILL_DATA_DIR",
+                 "VASBILL_PARTITIONS", "VASBILL_APP_ID", "VASBILL_PROCESSING_GUARANTEE")
+        return {n: os.environ[n] for n in names if n in os.environ}

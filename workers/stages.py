@@ -1,0 +1,398 @@
+"""The worker's two stages as plain classes over a key-value store (no Faust in here).
+
+Stage 1 runs per usage topic partition (keyed by sdk_app_id): validate, dedupe, fold into
+per-app meter states, and when the partition's clock passes a period's close time send
+that app-period's summary to stage 2. Stage 2 runs per partition of the internal
+``vasbill.summaries`` topic (keyed by account_id): it keeps the summaries, closes a rating
+unit once every stage-1 partition of its usage topic has passed the close time, and rates
+it with ``rating.revisions.rate_unit``, the code ``vasbill rate`` uses.
+
+Clock (``--clock event``): a stage-1 partition's clock is the largest event time it has
+seen, or a later ``clock.tick`` fanned out to it. Each partition tells stage 2 its clock
+when the clock crosses a close boundary; stage 2 closes a unit when the smallest clock over
+the partitions of the unit's topic passes the close time, so where a period closes never
+depends on how partitions are assigned to workers. With ``--clock wall`` only ticks (sent
+by the leader's timer) move the clock. A final tick closes everything that began by then.
+
+Dedupe entries live inside the table value of the state they changed, so the entry and the
+state it protects are written in the same changelog message: a re-delivered event is
+always recognised, whatever the crash point.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from rating.account import AccountView
+from rating.biller import BillingSettings
+from rating.meters import METER_OF_TYPE, METERS
+from rating.packages import PackageLedger
+from rating.periods import Period, next_close_boundary
+from rating.pricers import UNIT_ORDER, UNITS, units_of
+from rating.revisions import rate_unit
+from topics import clockstamp
+from topics.appconfig import AppDirectory
+from topics.charges import Charge
+from topics.names import USAGE_TOPIC_OF_TYPE
+from topics.reasons import Rejection
+from topics.validation import check_event, split_message
+from workers.kv import BatchKV
+
+AT_WATERMARK = -1  # a final tick without a time
+TOPIC_OF_FAMILY = {METER_OF_TYPE[t].family: topic for t, topic in USAGE_TOPIC_OF_TYPE.items()}
+
+
+def _key(*parts: object) -> str:
+    return orjson.dumps(parts).decode()
+
+
+@dataclass
+class StageStats:
+    events: Counter[str] = field(default_factory=Counter)  # (type, outcome) flattened
+    quarantined: Counter[str] = field(default_factory=Counter)
+    late_events: int = 0
+    revisions: int = 0
+    charges: Counter[tuple[str, str]] = field(default_factory=Counter)
+    amount: dict[tuple[str, str], Any] = field(default_factory=dict)
+    stale_tasks: int = 0
+
+
+@dataclass
+class Stage1Output:
+    quarantine: list[Rejection] = field(default_factory=list)
+    summaries: list[tuple[str, bytes]] = field(default_factory=list)  # (account, message)
+    watermark: bytes | None = None  # to every stage-2 partition
+    latencies_ms: list[int] = field(default_factory=list)
+
+
+class Stage1:
+    """Validate, dedupe and fold the events of one usage topic partition."""
+
+    def __init__(
+        self,
+        topic: str,
+        apps: Callable[[], AppDirectory],
+        settings: BillingSettings,
+        *,
+        clock: str = "event",
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
+        self.topic = topic
+        self.apps = apps
+        self.settings = settings
+        self.event_clock = clock == "event"
+        self.now = now
+        self.stats = StageStats()
+        self.grace_day_ms = settings.grace_day_s * 1000
+        self.grace_month_ms = settings.grace_month_s * 1000
+        self.horizon_ms = settings.horizon_s * 1000
+
+    def process(self, partition: int, messages: list[tuple[bytes, bytes | None]], kv: BatchKV) -> Stage1Output:
+        """A batch of (message value, ``vasbill-clock`` header) of one partition, in order."""
+        out = Stage1Output()
+        clock_key = _key("clock", self.topic, partition)
+        clock = kv.get(clock_key) or {"wm": None, "tick": None, "final": None, "sent": None, "fin_sent": None}
+        open_key = _key("open", self.topic, partition)
+        opened: dict[str, list[Any]] = kv.get(open_key) or {}
+        apps = self.apps()
+        now = self.now()
+        for raw, header in messages:
+            stamp = clockstamp.decode(header)
+            for i, part in enumerate(split_message(raw)):
+                if stamp is not None:  # the replay clock before this event, as ``rate`` saw it
+                    self._stamped(stamp, i, clock)
+                    self._close_due(clock, opened, kv, out)
+                if isinstance(part, Rejection):
+                    self._reject(part, out)
+                    continue
+                text, obj = part
+                if isinstance(obj, Mapping) and obj.get("type") == "clock.tick":
+                    self._tick(obj, clock)
+                    self._close_due(clock, opened, kv, out)
+                    continue
+                current = self._clock(clock)
+                not_before = None if current is None else current - self.horizon_ms
+                outcome = check_event(text, obj, now, apps=apps, not_before_ms=not_before)
+                if isinstance(outcome, Rejection):
+                    self._reject(outcome, out)
+                    continue
+                for unit in self._fold(outcome, apps, clock, opened, kv):
+                    self._send_summary(unit, kv, out, late=True)
+                if self.event_clock and (clock["wm"] is None or outcome.ms > clock["wm"]):
+                    clock["wm"] = outcome.ms
+                    self._close_due(clock, opened, kv, out)
+        out.watermark = self._watermark(clock, partition)
+        kv.put(clock_key, clock)
+        kv.put(open_key, opened)
+        return out
+
+    def _stamped(self, stamp: tuple[list[int | None], int | None], index: int, clock: dict[str, Any]) -> None:
+        clocks, final = stamp
+        before = clocks[index] if index < len(clocks) else None
+        if before is not None:
+            clock["tick"] = before if clock["tick"] is None else max(clock["tick"], before)
+        if final is not None:
+            clock["final"] = final if clock["final"] in (None, AT_WATERMARK) else max(clock["final"], final)
+
+    # -- clock -------------------------------------------------------------------------------
+
+    def _clock(self, clock: dict[str, Any]) -> int | None:
+        values = [v for v in (clock["wm"] if self.event_clock else None, clock["tick"]) if v is not None]
+        return max(values) if values else None
+
+    def _tick(self, obj: Mapping[str, Any], clock: dict[str, Any]) -> None:
+        """A fanned-out ``clock.tick``: ``ms`` (or null) and ``final``. A final tick without a
+        time means "at the watermark": recorded as AT_WATERMARK, resolved by stage 2 to the
+        largest clock of every partition, so it closes what ``vasbill rate`` closes at the end."""
+        when = obj.get("ms")
+        if isinstance(when, int):
+            clock["tick"] = when if clock["tick"] is None else max(clock["tick"], when)
+        if obj.get("final"):
+            until = when if isinstance(when, int) else AT_WATERMARK
+            clock["final"] = until if clock["final"] in (None, AT_WATERMARK) else max(clock["final"], until)
+
+    def _is_closed(self, clock: dict[str, Any], close_ms: int, start_ms: int) -> bool:
+        current = self._clock(clock)
+        if current is not None and current >= close_ms:
+            return True
+        final = clock["final"]
+        if final == AT_WATERMARK:
+            final = current
+        return final is not None and final >= start_ms
+
+    def _watermark(self, clock: dict[str, Any], partition: int) -> bytes | None:
+        """A message for stage 2 when the clock crossed a close boundary or a final tick."""
+        current = self._clock(clock)
+        crossed = current is not None and (
+            clock["sent"] is None
+            or current >= next_close_boundary(clock["sent"], self.grace_day_ms, self.grace_month_ms)
+        )
+        final_moved = clock["final"] is not None and clock["final"] != clock["fin_sent"]
+        if not (crossed or final_moved):
+            return None
+        clock["sent"], clock["fin_sent"] = current, clock["final"]
+        return orjson.dumps(
+            {"k": "wm", "topic": self.topic, "p": partition, "clock": current, "final": clock["final"]}
+        )
+
+    # -- folding and closing -----------------------------------------------------------------
+
+    def _fold(self, event: Any, apps: AppDirectory, clock: dict[str, Any], opened: dict[str, list[Any]],
+              kv: BatchKV) -> list[str]:
+        """Fold one event; returns the closed app-periods it changed (late: resend each at
+        once, so every late event makes its own revision, as in ``vasbill rate``)."""
+        config = apps.at(event.sdk_app_id, event.ms)
+        assert config is not None
+        account = config.account_id
+        meter = METER_OF_TYPE[event.type]
+        period = meter.period_of(event)
+        skey = _key("st", meter.family, period.key if period else "", account, event.sdk_app_id)
+        value = kv.get(skey) or {"state": meter.initial(), "ids": {}}
+        if event.event_id in value["ids"]:
+            self.stats.events[f"{event.type}|duplicate"] += 1
+            return []
+        value["ids"][event.event_id] = event.ms
+        late: list[str] = []
+        for touched in meter.fold(value["state"], event):
+            unit = _key(meter.family, touched.kind, touched.key, account, event.sdk_app_id)
+            if unit in opened:
+                continue
+            close_ms = self.settings.close_ms(touched)
+            if self._is_closed(clock, close_ms, touched.start_ms):
+                late.append(unit)
+            else:
+                opened[unit] = [close_ms, touched.start_ms, skey]
+        kv.put(skey, value)
+        self.stats.events[f"{event.type}|accepted"] += 1
+        self.stats.late_events += bool(late)
+        return late
+
+    def _close_due(self, clock: dict[str, Any], opened: dict[str, list[Any]], kv: BatchKV,
+                   out: Stage1Output) -> None:
+        due = [u for u, (close_ms, start_ms, _) in opened.items() if self._is_closed(clock, close_ms, start_ms)]
+        for unit in sorted(due, key=lambda u: opened[u][0]):
+            self._send_summary(unit, kv, out, late=False, skey=opened.pop(unit)[2])
+
+    def _send_summary(self, unit: str, kv: BatchKV, out: Stage1Output, *, late: bool,
+                      skey: str | None = None) -> None:
+        family, pkind, pkey, account, app = orjson.loads(unit)
+        meter = METERS[family]
+        period = Period(pkind, pkey)
+        skey = skey or _key("st", family, "" if meter.registry else pkey, account, app)
+        value = kv.get(skey)
+        summary = meter.summary(value["state"], period) if value else meter.summary(meter.initial(), period)
+        if family == "recording":
+            self.stats.stale_tasks += summary.get("stale", 0)
+        message = {"k": "sum", "f": family, "p": [pkind, pkey], "a": account, "app": app, "s": summary,
+                   "late": late}
+        out.summaries.append((account, orjson.dumps(message)))
+
+    def _reject(self, rejection: Rejection, out: Stage1Output) -> None:
+        self.stats.quarantined[rejection.reason.value] += 1
+        out.quarantine.append(rejection)
+
+
+@dataclass
+class Stage2Output:
+    charges: list[Charge] = field(default_factory=list)
+
+
+class Stage2:
+    """Merge per-app summaries per account, close units, rate and revise."""
+
+    def __init__(self, apps: Callable[[], AppDirectory], settings: BillingSettings, partitions: int) -> None:
+        self.apps = apps
+        self.settings = settings
+        self.partitions = partitions
+        self.stats = StageStats()
+
+    def process(self, partition: int, messages: list[bytes], kv: BatchKV) -> Stage2Output:
+        out = Stage2Output()
+        wm_key = _key("wm", partition)
+        marks: dict[str, list[Any]] = kv.get(wm_key) or {}
+        open_key = _key("open2", partition)
+        opened: dict[str, list[Any]] = kv.get(open_key) or {}
+        for raw in messages:
+            message = orjson.loads(raw)
+            if message["k"] == "wm":
+                marks[f"{message['topic']}:{message['p']}"] = [message["clock"], message["final"]]
+                self._close_due(marks, opened, kv, out)
+            else:
+                self._summary(message, marks, opened, kv, out)
+        kv.put(wm_key, marks)
+        kv.put(open_key, opened)
+        return out
+
+    def _topic_clock(self, marks: dict[str, list[Any]], topic: str) -> tuple[int | None, int | None]:
+        """(min clock, min final) over every partition of ``topic``; None if one has none.
+        A final "at the watermark" counts as the largest clock any partition reported."""
+        known = [m[0] for m in marks.values() if m[0] is not None]
+        watermark = max(known) if known else None
+        clocks, finals = [], []
+        for p in range(self.partitions):
+            clock, final = marks.get(f"{topic}:{p}", [None, None])
+            clocks.append(clock)
+            finals.append(watermark if final == AT_WATERMARK else final)
+        low = None if None in clocks else min(clocks)
+        final_low = None if None in finals else min(finals)
+        return low, final_low
+
+    def _store(self, kv: BatchKV, message: dict[str, Any]) -> None:
+        family, (pkind, pkey), account, app = message["f"], message["p"], message["a"], message["app"]
+        kv.put(_key("sum", family, pkind, pkey, account, app), message["s"])
+        index_key = _key("idx", account)
+        index = kv.get(index_key) or {}
+        apps = index.setdefault(f"{family}|{pkind}|{pkey}", [])
+        if app not in apps:
+            apps.append(app)
+            kv.put(index_key, index)
+
+    def _summary(self, message: dict[str, Any], marks: dict[str, list[Any]], opened: dict[str, list[Any]],
+                 kv: BatchKV, out: Stage2Output) -> None:
+        family, (pkind, pkey), account = message["f"], message["p"], message["a"]
+        own = _key(account, family, pkind, pkey)  # the unit of the app-period itself
+        if message["late"] and own in opened:
+            # Late for a unit that other partitions still hold open here: keep it for after
+            # the unit's first rating, so revision 1 holds exactly what ``rate`` had.
+            state = kv.get(_key("unit", own)) or {"closed": False, "charges": {}}
+            state.setdefault("pending", []).append(message)
+            kv.put(_key("unit", own), state)
+            return
+        self._store(kv, message)
+        clocks = self._clocks(marks)
+        for kind, period in units_of(family, Period(pkind, pkey)):
+            unit = _key(account, kind, period.kind, period.key)
+            if self._closed(kv, unit):
+                out.charges += self._rate(unit, kv, self._clock_of(marks, kind))
+            elif unit not in opened:
+                entry = [self.settings.close_ms(period), period.start_ms, TOPIC_OF_FAMILY[UNITS[kind].family]]
+                stamp = self._due(clocks, *entry)
+                if stamp is None:
+                    opened[unit] = entry
+                else:  # first seen after its close: rate it at once, as ``rate`` does
+                    out.charges += self._rate(unit, kv, stamp)
+
+    def _closed(self, kv: BatchKV, unit: str) -> bool:
+        state = kv.get(_key("unit", unit))
+        return bool(state and state["closed"])
+
+    def _clock_of(self, marks: dict[str, list[Any]], kind: str) -> int:
+        low, _ = self._topic_clock(marks, TOPIC_OF_FAMILY[UNITS[kind].family])
+        return low or 0
+
+    def _clocks(self, marks: dict[str, list[Any]]) -> dict[str, tuple[int | None, int | None]]:
+        return {topic: self._topic_clock(marks, topic) for topic in set(TOPIC_OF_FAMILY.values())}
+
+    @staticmethod
+    def _due(clocks: dict[str, tuple[int | None, int | None]], close_ms: int, start_ms: int,
+             topic: str) -> int | None:
+        """The clock to stamp the close with if the unit is due, else None."""
+        low, final_low = clocks[topic]
+        if low is not None and low >= close_ms:
+            return low
+        if final_low is not None and final_low >= start_ms:
+            return max(final_low, low or 0)
+        return None
+
+    def _close_due(self, marks: dict[str, list[Any]], opened: dict[str, list[Any]], kv: BatchKV,
+                   out: Stage2Output) -> None:
+        if not opened:
+            return
+        clocks = self._clocks(marks)
+        due = []
+        for unit, entry in opened.items():
+            stamp = self._due(clocks, *entry)
+            if stamp is not None:
+                account, kind, _pkind, _pkey = orjson.loads(unit)
+                due.append((entry[0], entry[1], UNIT_ORDER[kind], account, unit, stamp))
+        for *_, unit, stamp in sorted(due):
+            del opened[unit]
+            out.charges += self._rate(unit, kv, stamp)
+
+    def _summaries(self, kv: BatchKV, account: str, kind: str, period: Period) -> dict[int, Any]:
+        index = kv.get(_key("idx", account)) or {}
+        family = UNITS[kind].family
+        if kind == "relay_monthly":
+            out: dict[int, dict[str, Any]] = {}
+            for day in period.days():
+                for app in index.get(f"relay|day|{day.key}", []):
+                    out.setdefault(app, {})[day.key] = kv.get(_key("sum", "relay", "day", day.key, account, app))
+            return out
+        found = {
+            app: kv.get(_key("sum", family, period.kind, period.key, account, app))
+            for app in index.get(f"{family}|{period.kind}|{period.key}", [])
+        }
+        if family == "recording":
+            return {app: s for app, s in found.items() if s["points"] or s["days"]}
+        return found
+
+    def _rate(self, unit: str, kv: BatchKV, clock_ms: int) -> list[Charge]:
+        account, kind, pkind, pkey = orjson.loads(unit)
+        period = Period(pkind, pkey)
+        state_key = _key("unit", unit)
+        state = kv.get(state_key) or {"closed": False, "charges": {}}
+        state["closed"] = True
+        previous = {cid: Charge.from_dict(doc) for cid, doc in state["charges"].items()}
+        ledger_key = _key("ledger", account)
+        ledger = PackageLedger.from_dict(kv.get(ledger_key) or {})
+        apps = self.apps()
+        view = AccountView(account, apps, tuple(apps.accounts().get(account, ())), self.settings.catalog)
+        summaries = self._summaries(kv, account, kind, period)
+        charges = rate_unit(account, kind, period, summaries, view, ledger, previous, clock_ms or period.end_ms)
+        for charge in charges:
+            state["charges"][charge.charge_id] = charge.to_dict()
+            self.stats.charges[(charge.product, charge.item)] += 1
+            self.stats.revisions += charge.revision > 1
+        pending = state.pop("pending", [])
+        kv.put(state_key, state)
+        kv.put(ledger_key, ledger.to_dict())
+        for message in pending:  # late summaries held back until this first rating
+            self._store(kv, message)
+            charges += self._rate(unit, kv, clock_ms)
+        return charges
