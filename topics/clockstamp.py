@@ -29,7 +29,7 @@ HEADER = "vasbill-clock"
 class ReplayClock:
     """The event clock of a file read in order: what ``rate`` advances on accepted events."""
 
-    apps: AppDirectory | None
+    apps: AppDirectory
     now: datetime
     horizon_ms: int = 40 * 86_400_000
     clock_ms: int | None = None

@@ -154,6 +154,10 @@ def statement(account_id: str, month: str, charges_path: str | None, as_json: bo
             render(result, Console())
 
 
+from vasbill.worker_cli import register as register_worker  # noqa: E402
+
+register_worker(main)
+
 from vasbill.kafka_cli import register  # noqa: E402
 
 register(main)

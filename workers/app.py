@@ -1,0 +1,246 @@
+"""The Faust app: a thin shell around ``workers.stages`` (SPEC §1 design card).
+
+Agents only decode, route, store and emit:
+- one stage-1 agent per usage topic (partitioned by sdk_app_id) with its table
+  ``stage1-<topic>``;
+- the stage-2 agent on the internal ``vasbill.summaries`` topic (keyed by account_id) with
+  the ``stage2`` table: the one explicit repartition, per-app summaries to accounts;
+- the clock agent on ``control.clock``, which fans every tick out to every usage topic
+  partition, because only an agent that owns a partition may write its tables;
+- with ``--clock wall`` the leader's timer sends a tick every ``tick_interval_s``.
+
+Batches: ``take_events`` yields up to ``batch_max`` messages (each maybe a JSON array of
+events); they are grouped by partition and each group is processed with Faust's current
+event set to one of its own events, so table changelog writes (and RocksDB writes) go to
+that partition. Every changed key is written once per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import faust
+import orjson
+from faust.streams import _current_event  # pinned faust-streaming: see workers/compat.py
+
+from topics.names import BILLING_TOPIC_OF_PRODUCT, CLOCK_TOPIC, CONFIG_TOPIC, QUARANTINE_TOPIC, USAGE_TOPICS, TopicNames
+from topics.timefmt import parse_time, to_ms
+from workers.compat import embedded_broker_settings, install_broker_compat, production_settings
+from workers.configs import ConfigReader
+from workers.kafka_io import ssl_context
+from workers.kv import BatchKV
+from workers.settings import WorkerSettings
+from workers.stages import Stage1, Stage2
+
+log = logging.getLogger("vasbill.worker")
+SUMMARIES_TOPIC = "vasbill.summaries"
+CLOCK_HEADER = "vasbill-clock"
+
+
+class TableStore:
+    """str keys over a Faust table with raw bytes keys and values."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, key: str, default: bytes | None = None) -> bytes | None:
+        value: bytes | None = self.table.get(key.encode(), default)
+        return value
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.table[key.encode()] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.table[key.encode()]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.encode() in self.table
+
+
+@contextmanager
+def in_partition_of(event: Any) -> Iterator[None]:
+    """Make ``event`` Faust's current event: table writes then go to its partition."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def header(event: Any, name: str = CLOCK_HEADER) -> bytes | None:
+    headers = event.message.headers or []
+    items = headers.items() if isinstance(headers, dict) else headers
+    for key, value in items:
+        if key == name:
+            return bytes(value) if value is not None else None
+    return None
+
+
+def credentials(settings: WorkerSettings) -> Any:
+    security = settings.kafka.security
+    if security.uses_sasl:
+        return faust.SASLCredentials(
+            username=security.sasl_username, password=security.sasl_password,
+            mechanism=security.sasl_mechanism,
+            ssl_context=ssl_context(security) if security.uses_ssl else None,
+        )
+    if security.uses_ssl:
+        return faust.SSLCredentials(ssl_context(security))
+    return None
+
+
+class VasbillWorker:
+    """Builds the Faust app and keeps what its agents share."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self.settings = settings
+        install_broker_compat()
+        extra = embedded_broker_settings() if settings.embedded else production_settings()
+        extra["processing_guarantee"] = settings.processing_guarantee
+        self.names = TopicNames(settings.prefix, settings.partitions)
+        self.app = faust.App(
+            settings.app_id,
+            broker=[f"kafka://{server}" for server in settings.kafka.servers],
+            broker_credentials=credentials(settings),
+            store=settings.store_url,
+            datadir=str(settings.data_dir),
+            web_host=settings.web_host,
+            web_port=settings.web_port,
+            topic_partitions=settings.partitions,
+            producer_max_request_size=2_000_000,
+            consumer_max_fetch_size=4 * 1024 * 1024,
+            stream_buffer_maxsize=max(4096, settings.batch_max * 2),
+            **extra,
+        )
+        self.configs = ConfigReader(settings.kafka, self.names(CONFIG_TOPIC))
+        self.started = time.monotonic()
+        self.stage1 = {base: Stage1(base, lambda: self.configs.directory, settings.billing, clock=settings.clock)
+                       for base in USAGE_TOPICS}
+        self.stage2 = Stage2(lambda: self.configs.directory, settings.billing, settings.partitions)
+        self._declare()
+
+    def _topic(self, base: str, partitions: int | None = None, internal: bool = False) -> Any:
+        return self.app.topic(
+            self.names(base), key_type=bytes, value_type=bytes, key_serializer="raw",
+            value_serializer="raw", partitions=partitions or self.settings.partitions, internal=internal,
+        )
+
+    def _table(self, name: str) -> Any:
+        schema = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+        return self.app.Table(name, partitions=self.settings.partitions, schema=schema)
+
+    def _declare(self) -> None:
+        app, settings = self.app, self.settings
+        self.usage = {base: self._topic(base) for base in USAGE_TOPICS}
+        self.summaries = self._topic(SUMMARIES_TOPIC, internal=True)
+        self.billing = {product: self._topic(t) for product, t in BILLING_TOPIC_OF_PRODUCT.items()}
+        self.quarantine = self._topic(QUARANTINE_TOPIC)
+        self.clock = self._topic(CLOCK_TOPIC, partitions=1)
+        self.tables = {base: self._table(f"stage1-{base.split('.')[-1]}") for base in USAGE_TOPICS}
+        self.table2 = self._table("stage2")
+        for base in USAGE_TOPICS:
+            app.agent(self.usage[base], name=f"stage1-{base.split('.')[-1]}")(self._stage1_agent(base))
+        app.agent(self.summaries, name="stage2")(self._stage2_agent)
+        app.agent(self.clock, name="clock")(self._clock_agent)
+        app.task(self._start_configs)
+        if settings.clock == "wall":
+            app.timer(interval=settings.tick_interval_s, on_leader=True)(self._wall_tick)
+        from workers.views import register_views
+
+        register_views(self)
+
+    # -- agents ------------------------------------------------------------------------------
+
+    async def _start_configs(self) -> None:
+        await self.configs.start()
+        asyncio.ensure_future(self.configs.follow())
+
+    def _stage1_agent(self, base: str) -> Any:
+        stage, table = self.stage1[base], self.tables[base]
+
+        async def agent(stream: Any) -> None:
+            async for events in stream.take_events(self.settings.batch_max, within=self.settings.batch_within_s):
+                await self.configs.synced.wait()
+                await self._catch_up_for(events)
+                for partition, group in _by_partition(events).items():
+                    kv = BatchKV(TableStore(table))
+                    with in_partition_of(group[-1]):
+                        out = stage.process(partition, [(e.value, header(e)) for e in group], kv)
+                        kv.flush()
+                    for rejection in out.quarantine:
+                        key = str(rejection.sdk_app_id).encode() if rejection.sdk_app_id else b""
+                        await self.quarantine.send(key=key, value=orjson.dumps(rejection.to_dict()))
+                    for account, message in out.summaries:
+                        await self.summaries.send(key=account.encode(), value=message)
+                    if out.watermark is not None:
+                        for q in range(self.settings.partitions):
+                            await self.summaries.send(key=b"", value=out.watermark, partition=q)
+
+        return agent
+
+    async def _catch_up_for(self, events: list[Any]) -> None:
+        """An unknown app id in the batch: read config.apps once more before judging it."""
+        directory = self.configs.directory
+        for event in events:
+            key = event.key
+            if key and key.isdigit() and int(key) not in directory:
+                await self.configs.catch_up()
+                return
+
+    async def _stage2_agent(self, stream: Any) -> None:
+        async for events in stream.take_events(self.settings.batch_max, within=self.settings.batch_within_s):
+            await self.configs.synced.wait()
+            for partition, group in _by_partition(events).items():
+                kv = BatchKV(TableStore(self.table2))
+                with in_partition_of(group[-1]):
+                    out = self.stage2.process(partition, [e.value for e in group], kv)
+                    kv.flush()
+                for charge in out.charges:
+                    await self.billing[charge.product].send(
+                        key=charge.account_id.encode(), value=orjson.dumps(charge.to_dict()))
+
+    async def _clock_agent(self, stream: Any) -> None:
+        async for event in stream.events():
+            tick = fanout_tick(event.value)
+            if tick is not None:
+                for base in USAGE_TOPICS:
+                    for p in range(self.settings.partitions):
+                        await self.usage[base].send(key=b"", value=tick, partition=p)
+
+    async def _wall_tick(self) -> None:
+        now = time.time()
+        value = orjson.dumps({"type": "clock.tick", "ms": int(now * 1000), "final": False})
+        await self.clock.send(key=b"clock", value=value)
+
+
+def fanout_tick(value: bytes | None) -> bytes | None:
+    """A ``clock.tick`` from control.clock as the message fanned out to usage partitions."""
+    try:
+        doc = orjson.loads(value or b"")
+        if not isinstance(doc, dict) or doc.get("type") != "clock.tick":
+            return None
+        ms = doc.get("ms")
+        if ms is None and doc.get("time"):
+            ms = to_ms(parse_time(doc["time"]))
+        final = doc.get("final") is True
+    except (orjson.JSONDecodeError, ValueError, TypeError):
+        log.warning("ignored a malformed clock.tick: %r", value[:200] if value else value)
+        return None
+    return orjson.dumps({"type": "clock.tick", "ms": ms, "final": final})
+
+
+def _by_partition(events: list[Any]) -> dict[int, list[Any]]:
+    groups: dict[int, list[Any]] = {}
+    for event in events:
+        groups.setdefault(event.message.partition, []).append(event)
+    return groups
+
+
+def create_app(settings: WorkerSettings) -> faust.App:
+    return VasbillWorker(settings).app
