@@ -35,6 +35,7 @@ from workers.compat import embedded_broker_settings, install_broker_compat, prod
 from workers.configs import ConfigReader
 from workers.kafka_io import ssl_context
 from workers.kv import BatchKV
+from workers.metrics import Metrics
 from workers.settings import WorkerSettings
 from workers.stages import Stage1, Stage2
 
@@ -123,6 +124,10 @@ class VasbillWorker:
         self.stage1 = {base: Stage1(base, lambda: self.configs.directory, settings.billing, clock=settings.clock)
                        for base in USAGE_TOPICS}
         self.stage2 = Stage2(lambda: self.configs.directory, settings.billing, settings.partitions)
+        self.metrics = Metrics.create()
+        self.clock_ms = 0
+        self.month_to_date: dict[str, dict[str, tuple[str, str, Any]]] = {}
+        self.balances: dict[str, dict[str, tuple[str, Any]]] = {}
         self._declare()
 
     def _topic(self, base: str, partitions: int | None = None, internal: bool = False) -> Any:
@@ -149,6 +154,7 @@ class VasbillWorker:
         app.agent(self.summaries, name="stage2")(self._stage2_agent)
         app.agent(self.clock, name="clock")(self._clock_agent)
         app.task(self._start_configs)
+        app.timer(interval=5.0)(self._sample_gauges)
         if settings.clock == "wall":
             app.timer(interval=settings.tick_interval_s, on_leader=True)(self._wall_tick)
         from workers.views import register_views
@@ -170,17 +176,20 @@ class VasbillWorker:
                 await self._catch_up_for(events)
                 for partition, group in _by_partition(events).items():
                     kv = BatchKV(TableStore(table))
-                    with in_partition_of(group[-1]):
-                        out = stage.process(partition, [(e.value, header(e)) for e in group], kv)
-                        kv.flush()
+                    out = stage.process(partition, [(e.value, header(e)) for e in group], kv)
+                    sends = []
                     for rejection in out.quarantine:
                         key = str(rejection.sdk_app_id).encode() if rejection.sdk_app_id else b""
-                        await self.quarantine.send(key=key, value=orjson.dumps(rejection.to_dict()))
+                        sends.append(await self.quarantine.send(key=key, value=orjson.dumps(rejection.to_dict())))
                     for account, message in out.summaries:
-                        await self.summaries.send(key=account.encode(), value=message)
+                        sends.append(await self.summaries.send(key=account.encode(), value=message))
                     if out.watermark is not None:
                         for q in range(self.settings.partitions):
-                            await self.summaries.send(key=b"", value=out.watermark, partition=q)
+                            sends.append(await self.summaries.send(key=b"", value=out.watermark, partition=q))
+                    await _delivered(sends)  # outputs first: a crash before the state write re-sends them
+                    with in_partition_of(group[-1]):
+                        kv.flush()
+                    self._observe_stage1(group, out)
 
         return agent
 
@@ -198,12 +207,16 @@ class VasbillWorker:
             await self.configs.synced.wait()
             for partition, group in _by_partition(events).items():
                 kv = BatchKV(TableStore(self.table2))
+                out = self.stage2.process(partition, [e.value for e in group], kv)
+                sends = [
+                    await self.billing[charge.product].send(key=charge.account_id.encode(),
+                                                            value=orjson.dumps(charge.to_dict()))
+                    for charge in out.charges
+                ]
+                await _delivered(sends)  # charges first, then the record of what was emitted
                 with in_partition_of(group[-1]):
-                    out = self.stage2.process(partition, [e.value for e in group], kv)
                     kv.flush()
-                for charge in out.charges:
-                    await self.billing[charge.product].send(
-                        key=charge.account_id.encode(), value=orjson.dumps(charge.to_dict()))
+                self._observe_stage2(out)
 
     async def _clock_agent(self, stream: Any) -> None:
         async for event in stream.events():
@@ -213,10 +226,85 @@ class VasbillWorker:
                     for p in range(self.settings.partitions):
                         await self.usage[base].send(key=b"", value=tick, partition=p)
 
+    # -- metrics -----------------------------------------------------------------------------
+
+    def _observe_stage1(self, group: list[Any], out: Any) -> None:
+        m = self.metrics
+        for (event_type, outcome), n in out.events.items():
+            m.events.labels(event_type, outcome).inc(n)
+        for rejection in out.quarantine:
+            m.quarantined.labels(rejection.reason.value).inc()
+            m.events.labels(_type_label(rejection.payload), "quarantined").inc()
+        if out.late_events:
+            m.late_events.inc(out.late_events)
+        if out.stale_tasks:
+            m.stale_tasks.inc(out.stale_tasks)
+        if out.clock_ms:
+            self.clock_ms = max(self.clock_ms, out.clock_ms)
+            m.clock.set(self.clock_ms / 1000)
+        now = time.time()
+        for event in group:
+            stamp = event.message.timestamp
+            if stamp:
+                m.latency.observe(max(0.0, now - stamp))
+
+    def _observe_stage2(self, out: Any) -> None:
+        m = self.metrics
+        for charge in out.charges:
+            m.add_charge(charge.product, charge.item, charge.revision, charge.delta)
+            month = charge.charge_id.rsplit("/", 1)[1][:7]
+            book = self.month_to_date.setdefault(month, {})
+            book[charge.charge_id] = (charge.product, charge.item, charge.amount)
+        for delay in out.close_delays_ms:
+            m.close_delay.observe(delay / 1000)
+        for account, packages in out.balances.items():
+            self.balances[account] = packages
+        current = max(self.month_to_date, default=None)
+        if current:
+            totals: dict[tuple[str, str], Any] = {}
+            for product, item, amount in self.month_to_date[current].values():
+                totals[(product, item)] = totals.get((product, item), 0) + amount
+            for (product, item), amount in totals.items():
+                m.month_to_date_cny.labels(product, item).set(float(amount))
+        kinds: dict[str, float] = {}
+        for packages in self.balances.values():
+            for kind, left in packages.values():
+                kinds[kind] = kinds.get(kind, 0.0) + float(left)
+        for kind, left in kinds.items():
+            m.package_balance.labels(kind).set(left)
+
+    async def _sample_gauges(self) -> None:
+        """Consumer lag by topic, table sizes and readiness, every few seconds."""
+        from workers.views import is_ready
+
+        m = self.metrics
+        consumer = self.app.consumer
+        lag: dict[str, int] = {}
+        for tp in consumer.assignment():
+            try:
+                high = consumer.highwater(tp)
+                position = await consumer.position(tp)
+            except Exception as exc:  # noqa: BLE001 - a partition moving away mid-sample
+                log.debug("lag of %s not sampled: %s", tp, exc)
+                continue
+            if high is not None and position is not None:
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, high - position)
+        for topic, value in lag.items():
+            m.consumer_lag.labels(topic).set(value)
+        for name, table in [*self.tables.items(), ("stage2", self.table2)]:
+            m.table_entries.labels(name.split(".")[-1]).set(len(table))
+        m.ready.set(1 if is_ready(self)[0] else 0)
+
     async def _wall_tick(self) -> None:
         now = time.time()
         value = orjson.dumps({"type": "clock.tick", "ms": int(now * 1000), "final": False})
         await self.clock.send(key=b"clock", value=value)
+
+
+async def _delivered(sends: list[Any]) -> None:
+    """Wait until every message sent is acknowledged by the broker."""
+    if sends:
+        await asyncio.gather(*sends)
 
 
 def fanout_tick(value: bytes | None) -> bytes | None:
@@ -233,6 +321,17 @@ def fanout_tick(value: bytes | None) -> bytes | None:
         log.warning("ignored a malformed clock.tick: %r", value[:200] if value else value)
         return None
     return orjson.dumps({"type": "clock.tick", "ms": ms, "final": final})
+
+
+def _type_label(payload: str) -> str:
+    """The event type of a rejected payload, if it is one of ours (bounded label values)."""
+    from topics.events import SCHEMAS
+
+    try:
+        kind = orjson.loads(payload).get("type")
+    except (orjson.JSONDecodeError, AttributeError):
+        return "invalid"
+    return kind if kind in SCHEMAS else "invalid"
 
 
 def _by_partition(events: list[Any]) -> dict[int, list[Any]]:

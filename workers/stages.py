@@ -37,7 +37,7 @@ from rating.periods import Period, next_close_boundary
 from rating.pricers import UNIT_ORDER, UNITS, units_of
 from rating.revisions import rate_unit
 from topics import clockstamp
-from topics.appconfig import AppDirectory
+from topics.appconfig import PACKAGE_KINDS, AppDirectory
 from topics.charges import Charge
 from topics.names import USAGE_TOPIC_OF_TYPE
 from topics.reasons import Rejection
@@ -53,22 +53,16 @@ def _key(*parts: object) -> str:
 
 
 @dataclass
-class StageStats:
-    events: Counter[str] = field(default_factory=Counter)  # (type, outcome) flattened
-    quarantined: Counter[str] = field(default_factory=Counter)
-    late_events: int = 0
-    revisions: int = 0
-    charges: Counter[tuple[str, str]] = field(default_factory=Counter)
-    amount: dict[tuple[str, str], Any] = field(default_factory=dict)
-    stale_tasks: int = 0
-
-
-@dataclass
 class Stage1Output:
+    """What one batch produced: messages to send, and counts for the metrics."""
+
     quarantine: list[Rejection] = field(default_factory=list)
     summaries: list[tuple[str, bytes]] = field(default_factory=list)  # (account, message)
     watermark: bytes | None = None  # to every stage-2 partition
-    latencies_ms: list[int] = field(default_factory=list)
+    events: Counter[tuple[str, str]] = field(default_factory=Counter)  # (type, outcome)
+    late_events: int = 0
+    stale_tasks: int = 0
+    clock_ms: int | None = None
 
 
 class Stage1:
@@ -88,7 +82,6 @@ class Stage1:
         self.settings = settings
         self.event_clock = clock == "event"
         self.now = now
-        self.stats = StageStats()
         self.grace_day_ms = settings.grace_day_s * 1000
         self.grace_month_ms = settings.grace_month_s * 1000
         self.horizon_ms = settings.horizon_s * 1000
@@ -122,12 +115,13 @@ class Stage1:
                 if isinstance(outcome, Rejection):
                     self._reject(outcome, out)
                     continue
-                for unit in self._fold(outcome, apps, clock, opened, kv):
+                for unit in self._fold(outcome, apps, clock, opened, kv, out):
                     self._send_summary(unit, kv, out, late=True)
                 if self.event_clock and (clock["wm"] is None or outcome.ms > clock["wm"]):
                     clock["wm"] = outcome.ms
                     self._close_due(clock, opened, kv, out)
         out.watermark = self._watermark(clock, partition)
+        out.clock_ms = self._clock(clock)
         kv.put(clock_key, clock)
         kv.put(open_key, opened)
         return out
@@ -184,7 +178,7 @@ class Stage1:
     # -- folding and closing -----------------------------------------------------------------
 
     def _fold(self, event: Any, apps: AppDirectory, clock: dict[str, Any], opened: dict[str, list[Any]],
-              kv: BatchKV) -> list[str]:
+              kv: BatchKV, out: Stage1Output) -> list[str]:
         """Fold one event; returns the closed app-periods it changed (late: resend each at
         once, so every late event makes its own revision, as in ``vasbill rate``)."""
         config = apps.at(event.sdk_app_id, event.ms)
@@ -195,7 +189,7 @@ class Stage1:
         skey = _key("st", meter.family, period.key if period else "", account, event.sdk_app_id)
         value = kv.get(skey) or {"state": meter.initial(), "ids": {}}
         if event.event_id in value["ids"]:
-            self.stats.events[f"{event.type}|duplicate"] += 1
+            out.events[(event.type, "duplicate")] += 1
             return []
         value["ids"][event.event_id] = event.ms
         late: list[str] = []
@@ -209,8 +203,8 @@ class Stage1:
             else:
                 opened[unit] = [close_ms, touched.start_ms, skey]
         kv.put(skey, value)
-        self.stats.events[f"{event.type}|accepted"] += 1
-        self.stats.late_events += bool(late)
+        out.events[(event.type, "accepted")] += 1
+        out.late_events += bool(late)
         return late
 
     def _close_due(self, clock: dict[str, Any], opened: dict[str, list[Any]], kv: BatchKV,
@@ -227,20 +221,21 @@ class Stage1:
         skey = skey or _key("st", family, "" if meter.registry else pkey, account, app)
         value = kv.get(skey)
         summary = meter.summary(value["state"], period) if value else meter.summary(meter.initial(), period)
-        if family == "recording":
-            self.stats.stale_tasks += summary.get("stale", 0)
+        if family == "recording" and not late:
+            out.stale_tasks += summary.get("stale", 0)
         message = {"k": "sum", "f": family, "p": [pkind, pkey], "a": account, "app": app, "s": summary,
                    "late": late}
         out.summaries.append((account, orjson.dumps(message)))
 
     def _reject(self, rejection: Rejection, out: Stage1Output) -> None:
-        self.stats.quarantined[rejection.reason.value] += 1
         out.quarantine.append(rejection)
 
 
 @dataclass
 class Stage2Output:
     charges: list[Charge] = field(default_factory=list)
+    close_delays_ms: list[int] = field(default_factory=list)  # clock at close − close time
+    balances: dict[str, dict[str, Any]] = field(default_factory=dict)  # account -> package -> left
 
 
 class Stage2:
@@ -250,7 +245,6 @@ class Stage2:
         self.apps = apps
         self.settings = settings
         self.partitions = partitions
-        self.stats = StageStats()
 
     def process(self, partition: int, messages: list[bytes], kv: BatchKV) -> Stage2Output:
         out = Stage2Output()
@@ -309,14 +303,14 @@ class Stage2:
         for kind, period in units_of(family, Period(pkind, pkey)):
             unit = _key(account, kind, period.kind, period.key)
             if self._closed(kv, unit):
-                out.charges += self._rate(unit, kv, self._clock_of(marks, kind))
+                out.charges += self._rate(unit, kv, self._clock_of(marks, kind), out)
             elif unit not in opened:
                 entry = [self.settings.close_ms(period), period.start_ms, TOPIC_OF_FAMILY[UNITS[kind].family]]
                 stamp = self._due(clocks, *entry)
                 if stamp is None:
                     opened[unit] = entry
                 else:  # first seen after its close: rate it at once, as ``rate`` does
-                    out.charges += self._rate(unit, kv, stamp)
+                    out.charges += self._rate(unit, kv, stamp, out)
 
     def _closed(self, kv: BatchKV, unit: str) -> bool:
         state = kv.get(_key("unit", unit))
@@ -351,9 +345,10 @@ class Stage2:
             if stamp is not None:
                 account, kind, _pkind, _pkey = orjson.loads(unit)
                 due.append((entry[0], entry[1], UNIT_ORDER[kind], account, unit, stamp))
-        for *_, unit, stamp in sorted(due):
+        for close_ms, *_, unit, stamp in sorted(due):
             del opened[unit]
-            out.charges += self._rate(unit, kv, stamp)
+            out.close_delays_ms.append(max(0, stamp - close_ms))
+            out.charges += self._rate(unit, kv, stamp, out)
 
     def _summaries(self, kv: BatchKV, account: str, kind: str, period: Period) -> dict[int, Any]:
         index = kv.get(_key("idx", account)) or {}
@@ -372,7 +367,7 @@ class Stage2:
             return {app: s for app, s in found.items() if s["points"] or s["days"]}
         return found
 
-    def _rate(self, unit: str, kv: BatchKV, clock_ms: int) -> list[Charge]:
+    def _rate(self, unit: str, kv: BatchKV, clock_ms: int, out: Stage2Output) -> list[Charge]:
         account, kind, pkind, pkey = orjson.loads(unit)
         period = Period(pkind, pkey)
         state_key = _key("unit", unit)
@@ -387,12 +382,15 @@ class Stage2:
         charges = rate_unit(account, kind, period, summaries, view, ledger, previous, clock_ms or period.end_ms)
         for charge in charges:
             state["charges"][charge.charge_id] = charge.to_dict()
-            self.stats.charges[(charge.product, charge.item)] += 1
-            self.stats.revisions += charge.revision > 1
         pending = state.pop("pending", [])
         kv.put(state_key, state)
         kv.put(ledger_key, ledger.to_dict())
+        if ledger.draws:
+            out.balances[account] = {
+                p.package_id: (p.kind, ledger.balance(p))
+                for kind in PACKAGE_KINDS for p in view.packages(kind, period.days()[-1])
+            }
         for message in pending:  # late summaries held back until this first rating
             self._store(kv, message)
-            charges += self._rate(unit, kv, clock_ms)
+            charges += self._rate(unit, kv, clock_ms, out)
         return charges

@@ -30,6 +30,13 @@ def register_views(worker: VasbillWorker) -> None:
     async def healthz(web: Any, request: Any) -> Any:
         return web.json({"status": "alive"})
 
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        body = generate_latest(worker.metrics.registry)
+        return web.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
         ready, detail = is_ready(worker)
