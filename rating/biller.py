@@ -26,7 +26,7 @@ from rating.account import AccountView
 from rating.dedupe import Deduper
 from rating.meters import METER_OF_TYPE, METERS, State
 from rating.packages import PackageLedger
-from rating.periods import DAY_MS, Period
+from rating.periods import DAY_MS, Period, prune_before
 from rating.pricers import UNIT_ORDER, UNITS, units_of
 from rating.revisions import rate_unit
 from topics.appconfig import AppDirectory
@@ -188,7 +188,7 @@ class Biller:
             *_, account, kind, pkind, pkey = heapq.heappop(self._due)
             out += self._close((account, kind, Period(pkind, pkey)))
         if ms - self.dedupe.pruned_until_ms > DAY_MS + self.settings.horizon_s * 1000:
-            self._prune(ms - self.settings.horizon_s * 1000)
+            self._prune(prune_before(ms, self.settings.horizon_s * 1000))
         return out
 
     def tick(self, ms: int | None, *, final: bool = False) -> list[Charge]:

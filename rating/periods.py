@@ -110,3 +110,9 @@ def next_close_boundary(after_ms: int, grace_day_ms: int, grace_month_ms: int) -
     month = month_of(after_ms - grace_month_ms)
     candidate_month = month.end_ms + grace_month_ms
     return min(candidate_day, candidate_month)
+
+
+def prune_before(clock_ms: int, horizon_ms: int) -> int:
+    """State of periods that ended before this may be forgotten: the start of the month
+    holding ``clock − horizon``, so a month still open never loses the days it is made of."""
+    return month_of(clock_ms - horizon_ms).start_ms

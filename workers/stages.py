@@ -33,7 +33,7 @@ from rating.account import AccountView
 from rating.biller import BillingSettings
 from rating.meters import METER_OF_TYPE, METERS
 from rating.packages import PackageLedger
-from rating.periods import Period, next_close_boundary
+from rating.periods import Period, next_close_boundary, prune_before
 from rating.pricers import UNIT_ORDER, UNITS, units_of
 from rating.revisions import rate_unit
 from topics import clockstamp
@@ -60,6 +60,7 @@ class Stage1Output:
     summaries: list[tuple[str, bytes]] = field(default_factory=list)  # (account, message)
     watermark: bytes | None = None  # to every stage-2 partition
     events: Counter[tuple[str, str]] = field(default_factory=Counter)  # (type, outcome)
+    partition: int = 0
     late_events: int = 0
     stale_tasks: int = 0
     clock_ms: int | None = None
@@ -88,7 +89,7 @@ class Stage1:
 
     def process(self, partition: int, messages: list[tuple[bytes, bytes | None]], kv: BatchKV) -> Stage1Output:
         """A batch of (message value, ``vasbill-clock`` header) of one partition, in order."""
-        out = Stage1Output()
+        out = Stage1Output(partition=partition)
         clock_key = _key("clock", self.topic, partition)
         clock = kv.get(clock_key) or {"wm": None, "tick": None, "final": None, "sent": None, "fin_sent": None}
         open_key = _key("open", self.topic, partition)
@@ -122,6 +123,8 @@ class Stage1:
                     self._close_due(clock, opened, kv, out)
         out.watermark = self._watermark(clock, partition)
         out.clock_ms = self._clock(clock)
+        if out.watermark is not None and out.clock_ms is not None:
+            self._prune(partition, prune_before(out.clock_ms, self.horizon_ms), kv)
         kv.put(clock_key, clock)
         kv.put(open_key, opened)
         return out
@@ -210,8 +213,40 @@ class Stage1:
     def _close_due(self, clock: dict[str, Any], opened: dict[str, list[Any]], kv: BatchKV,
                    out: Stage1Output) -> None:
         due = [u for u, (close_ms, start_ms, _) in opened.items() if self._is_closed(clock, close_ms, start_ms)]
+        if not due:
+            return
+        closed_key = _key("closed", self.topic, out.partition)
+        closed = kv.get(closed_key) or {}
         for unit in sorted(due, key=lambda u: opened[u][0]):
-            self._send_summary(unit, kv, out, late=False, skey=opened.pop(unit)[2])
+            skey = opened.pop(unit)[2]
+            self._send_summary(unit, kv, out, late=False, skey=skey)
+            closed[unit] = skey
+        kv.put(closed_key, closed)
+
+    def _prune(self, partition: int, before_ms: int, kv: BatchKV) -> None:
+        """Forget app-periods that ended before the lateness horizon: no accepted event can
+        reach them any more (older events are ``too_late``)."""
+        closed_key = _key("closed", self.topic, partition)
+        closed: dict[str, str] = kv.get(closed_key) or {}
+        gone = []
+        for unit, skey in closed.items():
+            family, pkind, pkey, _account, _app = orjson.loads(unit)
+            if Period(pkind, pkey).end_ms >= before_ms:
+                continue
+            gone.append(unit)
+            meter = METERS[family]
+            if not meter.registry:
+                kv.delete(skey)
+                continue
+            value = kv.get(skey)
+            if value:
+                meter.prune(value["state"], before_ms)
+                value["ids"] = {i: ms for i, ms in value["ids"].items() if ms >= before_ms}
+                kv.put(skey, value)
+        if gone:
+            for unit in gone:
+                del closed[unit]
+            kv.put(closed_key, closed)
 
     def _send_summary(self, unit: str, kv: BatchKV, out: Stage1Output, *, late: bool,
                       skey: str | None = None) -> None:
@@ -257,8 +292,9 @@ class Stage2:
             if message["k"] == "wm":
                 marks[f"{message['topic']}:{message['p']}"] = [message["clock"], message["final"]]
                 self._close_due(marks, opened, kv, out)
+                self._prune(partition, marks, opened, kv)
             else:
-                self._summary(message, marks, opened, kv, out)
+                self._summary(message, marks, opened, kv, out, partition)
         kv.put(wm_key, marks)
         kv.put(open_key, opened)
         return out
@@ -277,6 +313,35 @@ class Stage2:
         final_low = None if None in finals else min(finals)
         return low, final_low
 
+    def _prune(self, partition: int, marks: dict[str, list[Any]], opened: dict[str, list[Any]],
+               kv: BatchKV) -> None:
+        """Once a day of billing clock: forget closed periods that ended before the horizon.
+        The clock here is the smallest over every partition of every usage topic."""
+        lows = [self._topic_clock(marks, topic)[0] for topic in set(TOPIC_OF_FAMILY.values())]
+        if any(low is None for low in lows):
+            return
+        before = prune_before(min(low for low in lows if low is not None), self.settings.horizon_s * 1000)
+        accounts_key = _key("accounts", partition)
+        book = kv.get(accounts_key) or {"pruned": None, "accounts": []}
+        if book["pruned"] is not None and before - book["pruned"] < 86_400_000:
+            return
+        for account in book["accounts"]:
+            index_key = _key("idx", account)
+            index = kv.get(index_key) or {}
+            for name in [n for n in index if Period(*n.split("|")[1:]).end_ms < before
+                         and not any(_key(account, kind, p.kind, p.key) in opened
+                                     for kind, p in units_of(n.split("|")[0], Period(*n.split("|")[1:])))]:
+                family, pkind, pkey = name.split("|")
+                for app in index.pop(name):
+                    kv.delete(_key("sum", family, pkind, pkey, account, app))
+                for kind, period in units_of(family, Period(pkind, pkey)):
+                    unit = _key(account, kind, period.kind, period.key)
+                    if period.end_ms < before and unit not in opened:
+                        kv.delete(_key("unit", unit))
+            kv.put(index_key, index)
+        book["pruned"] = before
+        kv.put(accounts_key, book)
+
     def _store(self, kv: BatchKV, message: dict[str, Any]) -> None:
         family, (pkind, pkey), account, app = message["f"], message["p"], message["a"], message["app"]
         kv.put(_key("sum", family, pkind, pkey, account, app), message["s"])
@@ -288,8 +353,13 @@ class Stage2:
             kv.put(index_key, index)
 
     def _summary(self, message: dict[str, Any], marks: dict[str, list[Any]], opened: dict[str, list[Any]],
-                 kv: BatchKV, out: Stage2Output) -> None:
+                 kv: BatchKV, out: Stage2Output, partition: int) -> None:
         family, (pkind, pkey), account = message["f"], message["p"], message["a"]
+        accounts_key = _key("accounts", partition)
+        book = kv.get(accounts_key) or {"pruned": None, "accounts": []}
+        if account not in book["accounts"]:
+            book["accounts"].append(account)
+            kv.put(accounts_key, book)
         own = _key(account, family, pkind, pkey)  # the unit of the app-period itself
         if message["late"] and own in opened:
             # Late for a unit that other partitions still hold open here: keep it for after
