@@ -75,6 +75,7 @@ class Biller:
         self.now = now
         self.clock_ms: int | None = None
         self.final_ms: int | None = None  # a final tick closed every unit begun by then
+        self._pruned_at_ms: int | None = None
         self.dedupe = Deduper()
         self.stats = Stats()
         # (meter family, period key or "" for registries, account) -> sdk_app_id -> state
@@ -187,7 +188,8 @@ class Biller:
         while self._due and self._due[0][0] <= ms:
             *_, account, kind, pkind, pkey = heapq.heappop(self._due)
             out += self._close((account, kind, Period(pkind, pkey)))
-        if ms - self.dedupe.pruned_until_ms > DAY_MS + self.settings.horizon_s * 1000:
+        if self._pruned_at_ms is None or ms - self._pruned_at_ms >= DAY_MS:  # once a day of clock
+            self._pruned_at_ms = ms
             self._prune(prune_before(ms, self.settings.horizon_s * 1000))
         return out
 
