@@ -121,7 +121,8 @@ class VasbillWorker:
         )
         self.configs = ConfigReader(settings.kafka, self.names(CONFIG_TOPIC))
         self.started = time.monotonic()
-        self.stage1 = {base: Stage1(base, lambda: self.configs.directory, settings.billing, clock=settings.clock)
+        self.stage1 = {base: Stage1(base, lambda: self.configs.directory, settings.billing, clock=settings.clock,
+                                    provisional_every_s=settings.provisional_every_s)
                        for base in USAGE_TOPICS}
         self.stage2 = Stage2(lambda: self.configs.directory, settings.billing, settings.partitions)
         self.metrics = Metrics.create()

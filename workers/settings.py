@@ -32,6 +32,7 @@ class WorkerSettings:
     batch_max: int = 500  # messages taken per batch
     batch_within_s: float = 0.05
     check_retention: bool = True
+    provisional_every_s: float = 10.0  # month-to-date summaries from stage 1, at most this often
 
     def __post_init__(self) -> None:
         problems = []

@@ -21,10 +21,12 @@ always recognised, whatever the crash point.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -38,9 +40,10 @@ from rating.pricers import UNIT_ORDER, UNITS, units_of
 from rating.revisions import rate_unit
 from topics import clockstamp
 from topics.appconfig import PACKAGE_KINDS, AppDirectory
-from topics.charges import Charge
+from topics.charges import Charge, decimal_text
 from topics.names import USAGE_TOPIC_OF_TYPE
 from topics.reasons import Rejection
+from topics.timefmt import format_time, to_ms
 from topics.validation import check_event, split_message
 from workers.kv import BatchKV
 
@@ -61,6 +64,7 @@ class Stage1Output:
     watermark: bytes | None = None  # to every stage-2 partition
     events: Counter[tuple[str, str]] = field(default_factory=Counter)  # (type, outcome)
     partition: int = 0
+    touched_open: set[str] = field(default_factory=set)
     late_events: int = 0
     stale_tasks: int = 0
     clock_ms: int | None = None
@@ -77,12 +81,16 @@ class Stage1:
         *,
         clock: str = "event",
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        provisional_every_s: float | None = None,
     ) -> None:
         self.topic = topic
         self.apps = apps
         self.settings = settings
         self.event_clock = clock == "event"
         self.now = now
+        self.provisional_every_s = provisional_every_s
+        self._dirty: dict[int, set[str]] = {}  # partition -> open app-periods changed since sent
+        self._sent_at: dict[int, float] = {}
         self.grace_day_ms = settings.grace_day_s * 1000
         self.grace_month_ms = settings.grace_month_s * 1000
         self.horizon_ms = settings.horizon_s * 1000
@@ -121,6 +129,7 @@ class Stage1:
                 if self.event_clock and (clock["wm"] is None or outcome.ms > clock["wm"]):
                     clock["wm"] = outcome.ms
                     self._close_due(clock, opened, kv, out)
+        self._provisional(partition, opened, kv, out)
         out.watermark = self._watermark(clock, partition)
         out.clock_ms = self._clock(clock)
         if out.watermark is not None and out.clock_ms is not None:
@@ -128,6 +137,22 @@ class Stage1:
         kv.put(clock_key, clock)
         kv.put(open_key, opened)
         return out
+
+    def _provisional(self, partition: int, opened: dict[str, list[Any]], kv: BatchKV, out: Stage1Output) -> None:
+        """Month-to-date: summaries of open app-periods that changed, at most every few
+        seconds (wall time). Stage 2 keeps them apart and never bills them."""
+        if self.provisional_every_s is None:
+            return
+        dirty = self._dirty.setdefault(partition, set())
+        dirty.update(out.touched_open)
+        now = time.monotonic()
+        if not dirty or now - self._sent_at.get(partition, 0.0) < self.provisional_every_s:
+            return
+        self._sent_at[partition] = now
+        for unit in sorted(dirty):
+            if unit in opened:
+                self._send_summary(unit, kv, out, late=False, skey=opened[unit][2], provisional=True)
+        dirty.clear()
 
     def _stamped(self, stamp: tuple[list[int | None], int | None], index: int, clock: dict[str, Any]) -> None:
         clocks, final = stamp
@@ -199,12 +224,14 @@ class Stage1:
         for touched in meter.fold(value["state"], event):
             unit = _key(meter.family, touched.kind, touched.key, account, event.sdk_app_id)
             if unit in opened:
+                out.touched_open.add(unit)
                 continue
             close_ms = self.settings.close_ms(touched)
             if self._is_closed(clock, close_ms, touched.start_ms):
                 late.append(unit)
             else:
                 opened[unit] = [close_ms, touched.start_ms, skey]
+                out.touched_open.add(unit)
         kv.put(skey, value)
         out.events[(event.type, "accepted")] += 1
         out.late_events += bool(late)
@@ -249,17 +276,17 @@ class Stage1:
             kv.put(closed_key, closed)
 
     def _send_summary(self, unit: str, kv: BatchKV, out: Stage1Output, *, late: bool,
-                      skey: str | None = None) -> None:
+                      skey: str | None = None, provisional: bool = False) -> None:
         family, pkind, pkey, account, app = orjson.loads(unit)
         meter = METERS[family]
         period = Period(pkind, pkey)
         skey = skey or _key("st", family, "" if meter.registry else pkey, account, app)
         value = kv.get(skey)
         summary = meter.summary(value["state"], period) if value else meter.summary(meter.initial(), period)
-        if family == "recording" and not late:
+        if family == "recording" and not late and not provisional:
             out.stale_tasks += summary.get("stale", 0)
-        message = {"k": "sum", "f": family, "p": [pkind, pkey], "a": account, "app": app, "s": summary,
-                   "late": late}
+        message = {"k": "prov" if provisional else "sum", "f": family, "p": [pkind, pkey], "a": account,
+                   "app": app, "s": summary, "late": late}
         out.summaries.append((account, orjson.dumps(message)))
 
     def _reject(self, rejection: Rejection, out: Stage1Output) -> None:
@@ -289,7 +316,9 @@ class Stage2:
         opened: dict[str, list[Any]] = kv.get(open_key) or {}
         for raw in messages:
             message = orjson.loads(raw)
-            if message["k"] == "wm":
+            if message["k"] == "prov":
+                self._provisional(message, kv)
+            elif message["k"] == "wm":
                 marks[f"{message['topic']}:{message['p']}"] = [message["clock"], message["final"]]
                 self._close_due(marks, opened, kv, out)
                 self._prune(partition, marks, opened, kv)
@@ -339,8 +368,77 @@ class Stage2:
                     if period.end_ms < before and unit not in opened:
                         kv.delete(_key("unit", unit))
             kv.put(index_key, index)
+            pindex_key = _key("pidx", account)
+            pindex = kv.get(pindex_key) or {}
+            for name in [n for n in pindex if Period(*n.split("|")[1:]).end_ms < before]:
+                family, pkind, pkey = name.split("|")
+                for app in pindex.pop(name):
+                    kv.delete(_key("prov", family, pkind, pkey, account, app))
+            kv.put(pindex_key, pindex)
         book["pruned"] = before
         kv.put(accounts_key, book)
+
+    def _provisional(self, message: dict[str, Any], kv: BatchKV) -> None:
+        family, (pkind, pkey), account, app = message["f"], message["p"], message["a"], message["app"]
+        kv.put(_key("prov", family, pkind, pkey, account, app), message["s"])
+        index_key = _key("pidx", account)
+        index = kv.get(index_key) or {}
+        apps = index.setdefault(f"{family}|{pkind}|{pkey}", [])
+        if app not in apps:
+            apps.append(app)
+            kv.put(index_key, index)
+
+    def month_to_date(self, kv: BatchKV, account: str, month: str) -> dict[str, Any]:
+        """Read-only: latest charges of the month's closed units plus a provisional rating of
+        its open units (from provisional summaries; packages on a copy of the ledger)."""
+        month_period = Period("month", month)
+        closed: dict[str, Any] = {}
+        provisional: dict[str, Any] = {}
+        index = kv.get(_key("idx", account)) or {}
+        pindex = kv.get(_key("pidx", account)) or {}
+        names = {n for n in [*index, *pindex] if n.split("|")[2].startswith(month)}
+        units = {(kind, period) for n in names for kind, period in units_of(n.split("|")[0], Period(*n.split("|")[1:]))
+                 if period.key.startswith(month)}
+        ledger = PackageLedger.from_dict(kv.get(_key("ledger", account)) or {})
+        apps = self.apps()
+        view = AccountView(account, apps, tuple(apps.accounts().get(account, ())), self.settings.catalog)
+        for kind, period in sorted(units, key=lambda u: (u[1].start_ms, UNIT_ORDER[u[0]])):
+            unit = _key(account, kind, period.kind, period.key)
+            state = kv.get(_key("unit", unit))
+            if state and state["closed"]:
+                closed.update(state["charges"])
+                continue
+            summaries = self._summaries(kv, account, kind, period, provisional=True)
+            for charge in rate_unit(account, kind, period, summaries, view, ledger, {}, period.end_ms):
+                provisional[charge.charge_id] = charge.to_dict()
+        totals: dict[str, Any] = {}
+        for doc in [*closed.values(), *provisional.values()]:
+            key = f"{doc['product']}/{doc['item']}"
+            totals[key] = totals.get(key, 0) + Decimal(doc["amount"])
+        return {
+            "account_id": account, "month": month_period.key,
+            "items": {k: decimal_text(v) for k, v in sorted(totals.items())},
+            "closed_charges": list(closed.values()), "provisional_charges": list(provisional.values()),
+        }
+
+    def packages(self, kv: BatchKV, account: str, now_ms: int) -> list[dict[str, Any]]:
+        """The account's packages with their remaining balances (read-only)."""
+        apps = self.apps()
+        view = AccountView(account, apps, tuple(apps.accounts().get(account, ())), self.settings.catalog)
+        ledger = PackageLedger.from_dict(kv.get(_key("ledger", account)) or {})
+        found: dict[str, Any] = {}
+        for app in view.app_ids:
+            for version in apps.versions(app):
+                for package in version.packages:
+                    found[package.package_id] = package
+        out = []
+        for package in sorted(found.values(), key=lambda p: (p.expiry, p.package_id)):
+            doc = package.to_dict()
+            doc["balance"] = decimal_text(ledger.balance(package))
+            doc["expires"] = format_time(package.expiry)
+            doc["expired"] = to_ms(package.expiry) <= now_ms
+            out.append(doc)
+        return out
 
     def _store(self, kv: BatchKV, message: dict[str, Any]) -> None:
         family, (pkind, pkey), account, app = message["f"], message["p"], message["a"], message["app"]
@@ -420,19 +518,31 @@ class Stage2:
             out.close_delays_ms.append(max(0, stamp - close_ms))
             out.charges += self._rate(unit, kv, stamp, out)
 
-    def _summaries(self, kv: BatchKV, account: str, kind: str, period: Period) -> dict[int, Any]:
+    def _summaries(self, kv: BatchKV, account: str, kind: str, period: Period,
+                   provisional: bool = False) -> dict[int, Any]:
+        """The unit's per-app summaries; with ``provisional`` a closed summary is taken where
+        there is one, else the latest provisional one (month-to-date views only)."""
         index = kv.get(_key("idx", account)) or {}
+        pindex = kv.get(_key("pidx", account)) or {} if provisional else {}
         family = UNITS[kind].family
+
+        def get(fam: str, pkind: str, pkey: str, app: int) -> Any:
+            found = kv.get(_key("sum", fam, pkind, pkey, account, app))
+            if found is None and provisional:
+                found = kv.get(_key("prov", fam, pkind, pkey, account, app))
+            return found
+
+        def apps_of(name: str) -> list[int]:
+            return list(dict.fromkeys([*index.get(name, []), *pindex.get(name, [])]))
+
         if kind == "relay_monthly":
             out: dict[int, dict[str, Any]] = {}
             for day in period.days():
-                for app in index.get(f"relay|day|{day.key}", []):
-                    out.setdefault(app, {})[day.key] = kv.get(_key("sum", "relay", "day", day.key, account, app))
+                for app in apps_of(f"relay|day|{day.key}"):
+                    out.setdefault(app, {})[day.key] = get("relay", "day", day.key, app)
             return out
-        found = {
-            app: kv.get(_key("sum", family, period.kind, period.key, account, app))
-            for app in index.get(f"{family}|{period.kind}|{period.key}", [])
-        }
+        found = {app: get(family, period.kind, period.key, app)
+                 for app in apps_of(f"{family}|{period.kind}|{period.key}")}
         if family == "recording":
             return {app: s for app, s in found.items() if s["points"] or s["days"]}
         return found

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import time
 from typing import TYPE_CHECKING, Any
+
+from workers.kv import BatchKV
 
 if TYPE_CHECKING:
     from workers.app import VasbillWorker
@@ -37,7 +41,36 @@ def register_views(worker: VasbillWorker) -> None:
         body = generate_latest(worker.metrics.registry)
         return web.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
+    @app.page("/accounts/{account_id}/usage")
+    @app.table_route(table=worker.table2, match_info="account_id")
+    async def usage(web: Any, request: Any, account_id: str) -> Any:
+        """Month-to-date usage and provisional amounts per item (``?month=YYYY-MM``, default:
+        the month of the billing clock), served by the worker that owns the account."""
+        month = request.query.get("month") or _clock_month(worker)
+        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+            return web.json({"error": "month must be YYYY-MM"}, status=400)
+        from workers.app import TableStore
+
+        kv = BatchKV(TableStore(worker.table2))
+        return web.json(worker.stage2.month_to_date(kv, account_id, month))
+
+    @app.page("/accounts/{account_id}/packages")
+    @app.table_route(table=worker.table2, match_info="account_id")
+    async def packages(web: Any, request: Any, account_id: str) -> Any:
+        from workers.app import TableStore
+
+        kv = BatchKV(TableStore(worker.table2))
+        items = worker.stage2.packages(kv, account_id, int(time.time() * 1000))
+        return web.json({"account_id": account_id, "packages": items})
+
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
         ready, detail = is_ready(worker)
         return web.json({"ready": ready, **detail}, status=200 if ready else 503)
+
+
+def _clock_month(worker: VasbillWorker) -> str:
+    from rating.periods import month_of
+
+    ms = worker.clock_ms or int(time.time() * 1000)
+    return month_of(ms).key
