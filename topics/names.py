@@ -35,12 +35,16 @@ class TopicSpec:
     config: tuple[tuple[str, str], ...] = ()
 
 
+USAGE_RETENTION_DAYS = 60  # must exceed the lateness horizon (40 d) plus the month grace
+
+
 @dataclass(frozen=True, slots=True)
 class TopicNames:
     """All topic names under one prefix, e.g. ``TopicNames("prod.")``."""
 
     prefix: str = ""
     partitions: int = 8
+    usage_retention_days: int = USAGE_RETENTION_DAYS
 
     def __call__(self, base: str) -> str:
         return f"{self.prefix}{base}"
@@ -52,7 +56,8 @@ class TopicNames:
         return self(BILLING_TOPIC_OF_PRODUCT[product])
 
     def all(self) -> list[TopicSpec]:
-        specs = [TopicSpec(self(t), self.partitions) for t in USAGE_TOPICS]
+        retention = (("retention.ms", str(self.usage_retention_days * 86_400_000)),)
+        specs = [TopicSpec(self(t), self.partitions, retention) for t in USAGE_TOPICS]
         specs.append(TopicSpec(self(CONFIG_TOPIC), 1, (("cleanup.policy", "compact"),)))
         specs.append(TopicSpec(self(CLOCK_TOPIC), 1))
         specs += [TopicSpec(self(t), self.partitions) for t in BILLING_TOPIC_OF_PRODUCT.values()]

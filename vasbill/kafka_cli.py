@@ -179,12 +179,16 @@ def topics_group() -> None:
                    "always have 1).")
 @click.option("--replication-factor", type=int, default=-1, show_default=True,
               help="Replicas per partition; -1 = the cluster's default.")
-def topics_create(kafka: KafkaSettings, prefix: str, partitions: int, replication_factor: int) -> None:
+@click.option("--retention-days", type=click.IntRange(1), default=60, show_default=True,
+              help="retention.ms of the usage topics; must exceed the lateness horizon plus the month grace.")
+def topics_create(kafka: KafkaSettings, prefix: str, partitions: int, replication_factor: int,
+                  retention_days: int) -> None:
     """Create every topic (SPEC §2); topics that exist are left as they are."""
     from workers.kafka_io import create_topics
 
     with _failures():
-        results = create_topics(kafka, TopicNames(prefix, partitions), replication_factor=replication_factor)
+        results = create_topics(kafka, TopicNames(prefix, partitions, retention_days),
+                                replication_factor=replication_factor)
     for result in results:
         config = "".join(f" {k}={v}" for k, v in result.config)
         click.echo(f"{result.status:<8} {result.name} partitions={result.actual_partitions}{config}")

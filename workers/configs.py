@@ -50,7 +50,8 @@ class ConfigReader:
             await self._consumer.stop()
 
     async def catch_up(self, idle_s: float = 0.2) -> int:
-        """Read until a poll returns nothing and every partition is at its high watermark."""
+        """Read until a poll returns nothing and every partition is at its high watermark
+        (from Fetch responses: Tansu under-reports ListOffsets)."""
         read = 0
         async with self._lock:
             while True:
@@ -58,16 +59,14 @@ class ConfigReader:
                 for records in batches.values():
                     for record in records:
                         read += self._apply(record.value)
-                if not batches and self._at_end():
+                if not batches and await self._at_end():
                     return read
 
-    def _at_end(self) -> bool:
+    async def _at_end(self) -> bool:
         for tp in self._consumer.assignment():
             high = self._consumer.highwater(tp)
-            if high is None:
-                return True  # nothing fetched: empty partition
-            if self._consumer.last_stable_offset(tp) is not None and high > 0:
-                pass
+            if high is not None and await self._consumer.position(tp) < high:
+                return False
         return True
 
     async def follow(self, interval_s: float = 1.0) -> None:

@@ -29,7 +29,8 @@ async def _describe(settings: WorkerSettings, topics: list[str]) -> tuple[dict[s
     admin = AIOKafkaAdminClient(**config)
     await admin.start()
     try:
-        metadata = await admin.describe_topics(topics)
+        existing = set(await admin.list_topics())  # describing a missing topic may create it
+        metadata = await admin.describe_topics([t for t in topics if t in existing]) if existing else []
         partitions = {t["topic"]: len(t["partitions"]) for t in metadata if not t.get("error_code")}
         resources = [ConfigResource(ConfigResourceType.TOPIC, t) for t in partitions]
         retention: dict[str, str | None] = {}
