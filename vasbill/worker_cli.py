@@ -31,7 +31,10 @@ def register(main: click.Group) -> None:
                   show_default=True, help="Table store: RocksDB on disk (production) or memory.")
     @click.option("--data-dir", type=click.Path(file_okay=False), envvar="VASBILL_DATA_DIR",
                   default="./vasbill-data", show_default=True, help="Where RocksDB tables live.")
-    @click.option("--web-host", envvar="VASBILL_WEB_HOST", default="127.0.0.1", show_default=True)
+    @click.option("--web-host", envvar="VASBILL_WEB_HOST", default="127.0.0.1", show_default=True,
+                  help="Name other workers reach this one by (account requests are forwarded to the owner).")
+    @click.option("--web-bind", envvar="VASBILL_WEB_BIND", default="127.0.0.1", show_default=True,
+                  help="Address the web server listens on (/metrics, /healthz, /readyz, /accounts).")
     @click.option("--web-port", envvar="VASBILL_WEB_PORT", type=int, default=6066, show_default=True)
     @click.option("--clock", type=click.Choice(["wall", "event"]), envvar="VASBILL_CLOCK", default="wall",
                   show_default=True, help="wall: ticks of wall time; event: event time and clock.tick.")
@@ -51,7 +54,8 @@ def register(main: click.Group) -> None:
                   help="Broker timeouts for the embedded broker (default when the broker is on loopback).")
     @click.option("--skip-retention-check", is_flag=True, help="Start even if usage retention is too short.")
     @click.option("--loglevel", default="warning", show_default=True)
-    def worker_command(kafka: KafkaSettings, prefix: str, store: str, data_dir: str, web_host: str, web_port: int,
+    def worker_command(kafka: KafkaSettings, prefix: str, store: str, data_dir: str, web_host: str, web_bind: str,
+                       web_port: int,
                        clock: str, partitions: int, app_id: str, processing_guarantee: str, grace_day: int,
                        grace_month: int, horizon: int, catalog: str | None, tick_interval: float,
                        embedded: bool | None, skip_retention_check: bool, loglevel: str) -> None:
@@ -66,7 +70,8 @@ def register(main: click.Group) -> None:
                 catalog_named(catalog)
             settings = WorkerSettings(
                 kafka=kafka, prefix=prefix, partitions=partitions, app_id=app_id, store=store,
-                data_dir=Path(data_dir), web_host=web_host, web_port=web_port, clock=clock, billing=billing,
+                data_dir=Path(data_dir), web_host=web_host, web_bind=web_bind, web_port=web_port, clock=clock,
+                billing=billing,
                 processing_guarantee=processing_guarantee,
                 embedded=_loopback(kafka) if embedded is None else embedded, tick_interval_s=tick_interval,
             )

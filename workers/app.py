@@ -112,6 +112,7 @@ class VasbillWorker:
             store=settings.store_url,
             datadir=str(settings.data_dir),
             web_host=settings.web_host,
+            web_bind=settings.web_bind,
             web_port=settings.web_port,
             topic_partitions=settings.partitions,
             producer_max_request_size=2_000_000,
@@ -260,19 +261,29 @@ class VasbillWorker:
             m.close_delay.observe(delay / 1000)
         for account, packages in out.balances.items():
             self.balances[account] = packages
-        current = max(self.month_to_date, default=None)
-        if current:
+        for topic, clock in out.close_clocks.items():
+            m.close_clock.labels(topic).set(clock / 1000)
+        if self.clock_ms:  # the month of the billing clock; older months leave the gauge
+            from rating.periods import month_of
+
+            current = month_of(self.clock_ms).key
+            for old in [k for k in self.month_to_date if k < current]:
+                del self.month_to_date[old]
             totals: dict[tuple[str, str], Any] = {}
-            for product, item, amount in self.month_to_date[current].values():
+            for product, item, amount in self.month_to_date.get(current, {}).values():
                 totals[(product, item)] = totals.get((product, item), 0) + amount
+            m.month_to_date_cny.clear()
             for (product, item), amount in totals.items():
                 m.month_to_date_cny.labels(product, item).set(float(amount))
         kinds: dict[str, float] = {}
+        exhausted: dict[str, int] = {}
         for packages in self.balances.values():
             for kind, left in packages.values():
                 kinds[kind] = kinds.get(kind, 0.0) + float(left)
+                exhausted[kind] = exhausted.get(kind, 0) + (left <= 0)
         for kind, left in kinds.items():
             m.package_balance.labels(kind).set(left)
+            m.packages_exhausted.labels(kind).set(exhausted.get(kind, 0))
 
     async def _sample_gauges(self) -> None:
         """Consumer lag by topic, table sizes and readiness, every few seconds."""
@@ -280,8 +291,11 @@ class VasbillWorker:
 
         m = self.metrics
         consumer = self.app.consumer
-        lag: dict[str, int] = {}
+        inputs = {topic.get_topic_name() for topic in [*self.usage.values(), self.summaries, self.clock]}
+        lag: dict[str, int] = dict.fromkeys(inputs, 0)
         for tp in consumer.assignment():
+            if tp.topic not in inputs:  # changelogs and Faust's own topics are not inputs
+                continue
             try:
                 high = consumer.highwater(tp)
                 position = await consumer.position(tp)
@@ -290,6 +304,7 @@ class VasbillWorker:
                 continue
             if high is not None and position is not None:
                 lag[tp.topic] = lag.get(tp.topic, 0) + max(0, high - position)
+        m.consumer_lag.clear()  # a partition that moved to another worker leaves no stale value
         for topic, value in lag.items():
             m.consumer_lag.labels(topic).set(value)
         for name, table in [*self.tables.items(), ("stage2", self.table2)]:

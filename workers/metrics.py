@@ -12,6 +12,13 @@ from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+ITEMS = (
+    ("css", "recording.peak_channels"), ("css", "relay.traffic"), ("css", "relay.bandwidth.daily_peak"),
+    ("css", "relay.bandwidth.monthly_95"), ("css", "relay.bandwidth.monthly_avg_daily_peak"),
+    ("css", "transcode.standard"), ("css", "transcode.top_speed"), ("css", "transcode.audio"),
+    ("css", "snapshot"), ("css", "moderation"), ("vod", "vod.storage"), ("vod", "vod.traffic"),
+    ("im", "im.dau_overage"), ("im", "im.group_overage"),
+)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 CLOSE_DELAY_BUCKETS = (1, 10, 60, 300, 900, 1800, 3600, 7200, 21600, 86400)
 
@@ -28,6 +35,7 @@ class Metrics:
     charged_cny: Gauge
     month_to_date_cny: Gauge
     package_balance: Gauge
+    packages_exhausted: Gauge
     latency: Histogram
     consumer_lag: Gauge
     close_delay: Histogram
@@ -35,6 +43,7 @@ class Metrics:
     stale_tasks: Counter
     ready: Gauge
     clock: Gauge
+    close_clock: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None, prefix: str = "vasbill") -> Metrics:
@@ -58,6 +67,8 @@ class Metrics:
                                     registry=r),
             package_balance=Gauge(f"{prefix}_package_balance", "Remaining resource package balance (GB or hours).",
                                   ["kind"], registry=r),
+            packages_exhausted=Gauge(f"{prefix}_packages_exhausted", "Valid packages with no balance left.",
+                                     ["kind"], registry=r),
             latency=Histogram(f"{prefix}_event_to_state_latency_seconds",
                               "From the message's Kafka timestamp to its events being stored.",
                               buckets=LATENCY_BUCKETS, registry=r),
@@ -73,7 +84,11 @@ class Metrics:
             ready=Gauge(f"{prefix}_ready", "1 when partitions are assigned and tables recovered.", registry=r),
             clock=Gauge(f"{prefix}_clock_seconds", "Largest billing clock of this worker's partitions (epoch s).",
                         registry=r),
+            close_clock=Gauge(f"{prefix}_close_clock_seconds",
+                              "Smallest clock over every partition of a usage topic: periods close by it (epoch s).",
+                              ["topic"], registry=r),
         )
+        metrics.initialise()
         try:
             pkg = version("vasbill")
         except PackageNotFoundError:  # pragma: no cover - running from a checkout
@@ -82,6 +97,24 @@ class Metrics:
 
         metrics.build.info({"version": pkg, "catalogs": ",".join(c.name for c in builtin_catalogs())})
         return metrics
+
+    def initialise(self) -> None:
+        """Create every known label set at 0, so the first increase is visible to rate()."""
+        from rating.pricers import UNITS  # noqa: F401 - the item list lives with the pricers
+        from topics.appconfig import PACKAGE_KINDS
+        from topics.events import SCHEMAS
+        from topics.reasons import QuarantineReason
+
+        for reason in QuarantineReason:
+            self.quarantined.labels(reason.value)
+        for event_type in [*SCHEMAS, "invalid"]:
+            for outcome in ("accepted", "duplicate", "quarantined"):
+                self.events.labels(event_type, outcome)
+        for product, item in ITEMS:
+            self.charges.labels(product, item)
+            self.revisions.labels(product, item)
+        for kind in PACKAGE_KINDS:
+            self.packages_exhausted.labels(kind)
 
     def add_charge(self, product: str, item: str, revision: int, delta: Decimal) -> None:
         self.charges.labels(product, item).inc()

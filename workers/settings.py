@@ -22,7 +22,8 @@ class WorkerSettings:
     app_id: str = "vasbill"
     store: str = "rocksdb"
     data_dir: Path = Path("./vasbill-data")
-    web_host: str = "127.0.0.1"
+    web_host: str = "127.0.0.1"  # the name other workers reach this one by (Faust's canonical URL)
+    web_bind: str = "127.0.0.1"  # the address the web server listens on: loopback by default
     web_port: int = 6066
     clock: str = "wall"
     billing: BillingSettings = field(default_factory=BillingSettings)

@@ -297,6 +297,7 @@ class Stage1:
 class Stage2Output:
     charges: list[Charge] = field(default_factory=list)
     close_delays_ms: list[int] = field(default_factory=list)  # clock at close − close time
+    close_clocks: dict[str, int] = field(default_factory=dict)  # topic -> smallest partition clock
     balances: dict[str, dict[str, Any]] = field(default_factory=dict)  # account -> package -> left
 
 
@@ -326,6 +327,10 @@ class Stage2:
                 self._summary(message, marks, opened, kv, out, partition)
         kv.put(wm_key, marks)
         kv.put(open_key, opened)
+        for topic in set(TOPIC_OF_FAMILY.values()):
+            low = self._topic_clock(marks, topic)[0]
+            if low is not None:
+                out.close_clocks[topic] = low
         return out
 
     def _topic_clock(self, marks: dict[str, list[Any]], topic: str) -> tuple[int | None, int | None]:
@@ -565,7 +570,7 @@ class Stage2:
         pending = state.pop("pending", [])
         kv.put(state_key, state)
         kv.put(ledger_key, ledger.to_dict())
-        if ledger.draws:
+        if ledger.draws:  # package_id -> (kind, balance) of the packages valid on the period's last day
             out.balances[account] = {
                 p.package_id: (p.kind, ledger.balance(p))
                 for kind in PACKAGE_KINDS for p in view.packages(kind, period.days()[-1])
