@@ -21,12 +21,22 @@ other version, because the seek fix replaces a whole Faust method):
 
 ``seek``
     ``Recovery.on_recovery_completed`` resumes the stream (non-changelog) partitions and only
-    then seeks them to their committed offsets.  While that seek is awaited the stream
-    already consumes records prefetched during recovery; the seek then resets the read
-    offsets underneath them, which skips some events and stalls the next commits (so a
-    later restart counts events twice).  The patched method performs the seek first and
-    resumes the partitions afterwards; ``Recovery._resume_streams`` (the same code path for
-    apps without tables) has the same order and gets the same change.
+    then seeks them to their committed offsets.  While that seek is awaited the streams
+    already process records fetched for the partitions seeked first; the seek then resets
+    Faust's read offsets underneath them, Faust takes the records it already processed for
+    a gap in the log, and its acked-offset bookkeeping gets duplicates: the committed offset
+    then advances by one offset per commit (or skips events), and the next restart counts
+    everything since then twice.  The patched method performs the seek first and resumes
+    the partitions afterwards; ``Recovery._resume_streams`` (the same code path for apps
+    without tables) has the same order and gets the same change.
+
+    Seeking first means no partition at all is active while the seek runs, and an empty
+    set of active partitions means "all partitions" to aiokafka's ``fetched_records``: a
+    fetch still waiting then returns every partition's records, Faust drops the ones it did
+    not ask for and aiokafka's positions move past them (the partition is skipped until the
+    next restart, or for good once newer records arrive).  Upstream has the same window,
+    only shorter, so ``AIOKafkaConsumerThread._fetch_records`` is patched too: an empty
+    active set returns nothing.
 
 The ``VASBILL_COMPAT_DISABLE`` environment variable (``highwater``, ``seek``, a comma
 separated list of both, or ``all``) skips fixes; it exists so the tests can show that each
@@ -180,7 +190,8 @@ def _check_versions() -> None:
         raise BrokerCompatError(
             f"workers.compat patches faust-streaming {SUPPORTED_FAUST_VERSION} internals "
             f"(Recovery.on_recovery_completed, Recovery._resume_streams, "
-            f"AIOKafkaConsumerThread._highwaters) but faust-streaming {version} is installed. "
+            f"AIOKafkaConsumerThread._highwaters, AIOKafkaConsumerThread._fetch_records) "
+            f"but faust-streaming {version} is installed. "
             f"Re-check both bugs against this version (see workers/COMPAT.md), then update or "
             f"drop the patches and SUPPORTED_FAUST_VERSION."
         )
@@ -443,3 +454,57 @@ def _install_seek_fix() -> None:
         setattr(new, _MARK, True)
     Recovery.on_recovery_completed = on_recovery_completed  # type: ignore[method-assign]
     Recovery._resume_streams = _resume_streams  # type: ignore[method-assign]
+    _install_fetch_filter_fix()
+
+
+class _ActivePartitionsFilter:
+    """The consumer's live set of active partitions, as aiokafka's ``fetched_records`` sees it.
+
+    aiokafka filters with ``if partitions and tp not in partitions``, so an *empty* set
+    means "every partition".  Faust hands it its own mutable set of active partitions
+    and empties that set while it waits: between "changelogs read" (changelog partitions
+    paused) and "streams resumed" nothing is active.  A fetch that is still waiting then
+    returns the records of every partition; Faust drops the ones it did not ask for, but
+    aiokafka has already moved its positions past them.  This object is always truthy and
+    answers membership from the live set, so "nothing active" returns nothing.
+    """
+
+    __slots__ = ("_live",)
+
+    def __init__(self, live: Any) -> None:
+        self._live = live
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __contains__(self, tp: object) -> bool:
+        return tp in self._live
+
+    def __iter__(self) -> Any:
+        return iter(self._live)
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+
+def _install_fetch_filter_fix() -> None:
+    """Part of the seek fix: the seek now runs while no stream partition is active, which
+    makes that "nothing active" window as long as the seek (one committed-offset lookup per
+    partition), so an empty active set must really mean "no partition" (see
+    :class:`_ActivePartitionsFilter`)."""
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    original = AIOKafkaConsumerThread._fetch_records
+    if getattr(original, _MARK, False):
+        return
+
+    async def _fetch_records(
+        self: Any, consumer: Any, active_partitions: Any, timeout: float | None = None, max_records: int | None = None
+    ) -> Any:
+        if active_partitions is not None:  # None (client-only apps) does mean "all"
+            active_partitions = _ActivePartitionsFilter(active_partitions)
+        return await original(self, consumer, active_partitions, timeout=timeout, max_records=max_records)
+
+    _fetch_records.__wrapped__ = original  # type: ignore[attr-defined]
+    setattr(_fetch_records, _MARK, True)
+    AIOKafkaConsumerThread._fetch_records = _fetch_records  # type: ignore[method-assign]
