@@ -125,7 +125,7 @@ class Stage1:
                     self._reject(outcome, out)
                     continue
                 for unit in self._fold(outcome, apps, clock, opened, kv, out):
-                    self._send_summary(unit, kv, out, late=True)
+                    self._send_summary(unit, kv, out, late=True, w=current)
                 if self.event_clock and (clock["wm"] is None or outcome.ms > clock["wm"]):
                     clock["wm"] = outcome.ms
                     self._close_due(clock, opened, kv, out)
@@ -276,7 +276,7 @@ class Stage1:
             kv.put(closed_key, closed)
 
     def _send_summary(self, unit: str, kv: BatchKV, out: Stage1Output, *, late: bool,
-                      skey: str | None = None, provisional: bool = False) -> None:
+                      skey: str | None = None, provisional: bool = False, w: int | None = None) -> None:
         family, pkind, pkey, account, app = orjson.loads(unit)
         meter = METERS[family]
         period = Period(pkind, pkey)
@@ -286,7 +286,7 @@ class Stage1:
         if family == "recording" and not late and not provisional:
             out.stale_tasks += summary.get("stale", 0)
         message = {"k": "prov" if provisional else "sum", "f": family, "p": [pkind, pkey], "a": account,
-                   "app": app, "s": summary, "late": late}
+                   "app": app, "s": summary, "late": late, "w": w}
         out.summaries.append((account, orjson.dumps(message)))
 
     def _reject(self, rejection: Rejection, out: Stage1Output) -> None:
@@ -315,18 +315,25 @@ class Stage2:
         marks: dict[str, list[Any]] = kv.get(wm_key) or {}
         open_key = _key("open2", partition)
         opened: dict[str, list[Any]] = kv.get(open_key) or {}
+        pend_key = _key("late2", partition)
+        pending: list[dict[str, Any]] = kv.get(pend_key) or []
         for raw in messages:
             message = orjson.loads(raw)
             if message["k"] == "prov":
                 self._provisional(message, kv)
             elif message["k"] == "wm":
                 marks[f"{message['topic']}:{message['p']}"] = [message["clock"], message["final"]]
-                self._close_due(marks, opened, kv, out)
+                self._run_due(marks, opened, pending, kv, out)
                 self._prune(partition, marks, opened, kv)
+            elif message["late"]:
+                self._register(message["a"], partition, kv)
+                pending.append(message)
+                self._run_due(marks, opened, pending, kv, out)
             else:
-                self._summary(message, marks, opened, kv, out, partition)
+                self._summary(message, marks, opened, pending, kv, out, partition)
         kv.put(wm_key, marks)
         kv.put(open_key, opened)
+        kv.put(pend_key, pending)
         for topic in set(TOPIC_OF_FAMILY.values()):
             low = self._topic_clock(marks, topic)[0]
             if low is not None:
@@ -455,35 +462,30 @@ class Stage2:
             apps.append(app)
             kv.put(index_key, index)
 
-    def _summary(self, message: dict[str, Any], marks: dict[str, list[Any]], opened: dict[str, list[Any]],
-                 kv: BatchKV, out: Stage2Output, partition: int) -> None:
-        family, (pkind, pkey), account = message["f"], message["p"], message["a"]
+    def _register(self, account: str, partition: int, kv: BatchKV) -> None:
         accounts_key = _key("accounts", partition)
         book = kv.get(accounts_key) or {"pruned": None, "accounts": []}
         if account not in book["accounts"]:
             book["accounts"].append(account)
             kv.put(accounts_key, book)
-        own = _key(account, family, pkind, pkey)  # the unit of the app-period itself
-        if message["late"] and own in opened:
-            # Late for a unit that other partitions still hold open here: keep it for after
-            # the unit's first rating, so revision 1 holds exactly what ``rate`` had.
-            state = kv.get(_key("unit", own)) or {"closed": False, "charges": {}}
-            state.setdefault("pending", []).append(message)
-            kv.put(_key("unit", own), state)
-            return
+
+    def _summary(self, message: dict[str, Any], marks: dict[str, list[Any]], opened: dict[str, list[Any]],
+                 pending: list[dict[str, Any]], kv: BatchKV, out: Stage2Output, partition: int) -> None:
+        """A close summary from stage 1: store it and open the units it feeds."""
+        self._register(message["a"], partition, kv)
         self._store(kv, message)
-        clocks = self._clocks(marks)
+        self._open_units(message, opened, kv, out, marks)
+        self._run_due(marks, opened, pending, kv, out)
+
+    def _open_units(self, message: dict[str, Any], opened: dict[str, list[Any]], kv: BatchKV,
+                    out: Stage2Output, marks: dict[str, list[Any]]) -> None:
+        family, (pkind, pkey), account = message["f"], message["p"], message["a"]
         for kind, period in units_of(family, Period(pkind, pkey)):
             unit = _key(account, kind, period.kind, period.key)
             if self._closed(kv, unit):
                 out.charges += self._rate(unit, kv, self._clock_of(marks, kind), out)
             elif unit not in opened:
-                entry = [self.settings.close_ms(period), period.start_ms, TOPIC_OF_FAMILY[UNITS[kind].family]]
-                stamp = self._due(clocks, *entry)
-                if stamp is None:
-                    opened[unit] = entry
-                else:  # first seen after its close: rate it at once, as ``rate`` does
-                    out.charges += self._rate(unit, kv, stamp, out)
+                opened[unit] = [self.settings.close_ms(period), period.start_ms, TOPIC_OF_FAMILY[UNITS[kind].family]]
 
     def _closed(self, kv: BatchKV, unit: str) -> bool:
         state = kv.get(_key("unit", unit))
@@ -507,21 +509,49 @@ class Stage2:
             return max(final_low, low or 0)
         return None
 
-    def _close_due(self, marks: dict[str, list[Any]], opened: dict[str, list[Any]], kv: BatchKV,
-                   out: Stage2Output) -> None:
-        if not opened:
+    def _run_due(self, marks: dict[str, list[Any]], opened: dict[str, list[Any]],
+                 pending: list[dict[str, Any]], kv: BatchKV, out: Stage2Output) -> None:
+        """Close the units and apply the late summaries that are due, in the order
+        ``vasbill rate`` met them: a unit at its close time, a late summary at the clock it
+        arrived with (``w``), units first on a tie. Package balances couple the days of an
+        account, so this order is what makes every revision equal to ``rate``'s."""
+        if not opened and not pending:
             return
         clocks = self._clocks(marks)
-        due = []
+        actions: list[tuple[int, int, int, int, str, Any]] = []
         for unit, entry in opened.items():
             stamp = self._due(clocks, *entry)
             if stamp is not None:
                 account, kind, _pkind, _pkey = orjson.loads(unit)
-                due.append((entry[0], entry[1], UNIT_ORDER[kind], account, unit, stamp))
-        for close_ms, *_, unit, stamp in sorted(due):
-            del opened[unit]
-            out.close_delays_ms.append(max(0, stamp - close_ms))
-            out.charges += self._rate(unit, kv, stamp, out)
+                actions.append((entry[0], 0, entry[1], UNIT_ORDER[kind], unit, stamp))
+        for seq, message in enumerate(pending):
+            topic = TOPIC_OF_FAMILY[message["f"]]
+            w = message.get("w") or 0
+            low, final_low = clocks[topic]
+            if (low is not None and low >= w) or (final_low is not None and final_low >= w):
+                actions.append((w, 1, seq, 0, "", message))
+        done: set[int] = set()
+        for key, late, seq, _order, unit, payload in sorted(actions, key=lambda a: a[:4]):
+            if not late:
+                del opened[unit]
+                out.close_delays_ms.append(max(0, payload - key))
+                out.charges += self._rate(unit, kv, payload, out)
+                continue
+            done.add(seq)
+            self._store(kv, payload)
+            family, (pkind, pkey), account = payload["f"], payload["p"], payload["a"]
+            for kind, period in units_of(family, Period(pkind, pkey)):
+                unit = _key(account, kind, period.kind, period.key)
+                if self._closed(kv, unit):
+                    out.charges += self._rate(unit, kv, max(key, self._clock_of(marks, kind)), out)
+                elif unit not in opened:  # first seen after its close: rated at once, as ``rate`` does
+                    entry = [self.settings.close_ms(period), period.start_ms, TOPIC_OF_FAMILY[UNITS[kind].family]]
+                    if self._due(clocks, *entry) is not None and (kind, period.kind) == (family, pkind):
+                        out.charges += self._rate(unit, kv, max(key, self._clock_of(marks, kind)), out)
+                    else:
+                        opened[unit] = entry
+        if done:
+            pending[:] = [m for i, m in enumerate(pending) if i not in done]
 
     def _summaries(self, kv: BatchKV, account: str, kind: str, period: Period,
                    provisional: bool = False) -> dict[int, Any]:
@@ -567,7 +597,6 @@ class Stage2:
         charges = rate_unit(account, kind, period, summaries, view, ledger, previous, clock_ms or period.end_ms)
         for charge in charges:
             state["charges"][charge.charge_id] = charge.to_dict()
-        pending = state.pop("pending", [])
         kv.put(state_key, state)
         kv.put(ledger_key, ledger.to_dict())
         if ledger.draws:  # package_id -> (kind, balance) of the packages valid on the period's last day
@@ -575,7 +604,4 @@ class Stage2:
                 p.package_id: (p.kind, ledger.balance(p))
                 for kind in PACKAGE_KINDS for p in view.packages(kind, period.days()[-1])
             }
-        for message in pending:  # late summaries held back until this first rating
-            self._store(kv, message)
-            charges += self._rate(unit, kv, clock_ms, out)
         return charges

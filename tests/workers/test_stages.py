@@ -1,0 +1,164 @@
+"""The worker's two stages without a broker: partitions, batches and interleavings are
+simulated in-process over dict stores, and the charges must equal ``vasbill rate``'s.
+
+This pins the logic that the Kafka tests exercise end to end: per-partition clocks from
+the replay header, late summaries held for a unit's first rating, pruning past the
+horizon, and account-level merging of apps that sit in different partitions.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+import pytest
+
+from rating.biller import BillingSettings, rate_lines
+from topics.appconfig import AppConfig, AppDirectory
+from topics.charges import Charge
+from topics.clockstamp import ReplayClock, encode
+from topics.names import USAGE_TOPIC_OF_TYPE, USAGE_TOPICS
+from vasbill.gen import GenOptions, generate
+from workers.kv import BatchKV
+from workers.stages import Stage1, Stage2
+
+PARTITIONS = 4
+NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
+
+
+def _lines(events: Any) -> list[bytes]:
+    return [e if isinstance(e, bytes) else orjson.dumps(e) for e in events]
+
+
+@pytest.fixture(scope="module")
+def month() -> tuple[AppDirectory, list[bytes]]:
+    docs, events = generate(GenOptions(accounts=4, month="2026-08", seed=7, scale=0.2, bad=True))
+    return AppDirectory(AppConfig.from_dict(d) for d in docs), _lines(events)
+
+
+def _shifted(lines: list[bytes], days: int) -> list[bytes]:
+    """The same usage ``days`` later with new ids (a second month of data)."""
+    out = []
+    for line in lines:
+        try:
+            doc = orjson.loads(line)
+            when = datetime.fromisoformat(doc["time"]) + timedelta(days=days)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue
+        if when.year > 2050:
+            continue
+        doc["time"], doc["event_id"] = when.isoformat(), f"{doc['event_id']}-n"
+        if "task_id" in doc:
+            doc["task_id"] = f"{doc['task_id']}-n"
+        if isinstance(doc.get("date"), str):
+            doc["date"] = (datetime.strptime(doc["date"], "%Y-%m-%d") + timedelta(days=days)).strftime("%Y-%m-%d")
+        out.append(orjson.dumps(doc))
+    return out
+
+
+def simulate(apps: AppDirectory, lines: list[bytes], settings: BillingSettings, seed: int,
+             by_account: bool = True) -> list[Charge]:
+    """Route lines like ``vasbill produce`` (replay header, partition), then run both stages
+    with random batch sizes and a random interleaving of partitions."""
+    clock = ReplayClock(apps, NOW, settings.horizon_s * 1000)
+    account_of = {app: acct for acct, ids in apps.accounts().items() for app in ids}
+    queues: dict[tuple[str, int], list[tuple[bytes, bytes | None]]] = {
+        (t, p): [] for t in USAGE_TOPICS for p in range(PARTITIONS)}
+    for line in lines:
+        try:
+            doc = orjson.loads(line)
+            topic, key = USAGE_TOPIC_OF_TYPE.get(doc.get("type"), "usage.relay"), doc.get("sdk_app_id", 0)
+        except (orjson.JSONDecodeError, AttributeError):
+            doc, topic, key = None, "usage.relay", 0
+        before = clock.before(doc)
+        route = account_of.get(key, str(key)) if by_account else str(key)
+        queues[(topic, zlib.crc32(route.encode()) % PARTITIONS)].append((line, encode([before], clock.final_ms)))
+    final = orjson.dumps({"type": "clock.tick", "ms": None, "final": True})
+    for queue in queues.values():
+        queue.append((final, None))
+    stage1 = {t: Stage1(t, lambda: apps, settings, now=lambda: NOW, provisional_every_s=0.0) for t in USAGE_TOPICS}
+    stage2 = Stage2(lambda: apps, settings, PARTITIONS)
+    store1: dict[str, bytes] = {}
+    store2: dict[str, bytes] = {}
+    inbox: dict[int, list[bytes]] = {q: [] for q in range(PARTITIONS)}
+    charges: list[Charge] = []
+    rnd = random.Random(seed)
+
+    def run_stage2() -> None:
+        for q, messages in inbox.items():
+            if messages:
+                kv = BatchKV(store2)
+                charges.extend(stage2.process(q, messages, kv).charges)
+                kv.flush()
+                inbox[q] = []
+
+    position = dict.fromkeys(queues, 0)
+    while any(position[k] < len(queues[k]) for k in queues):
+        key = rnd.choice([k for k in queues if position[k] < len(queues[k])])
+        batch = queues[key][position[key]:position[key] + rnd.randint(1, 300)]
+        position[key] += len(batch)
+        kv = BatchKV(store1)
+        out = stage1[key[0]].process(key[1], batch, kv)
+        kv.flush()
+        for account, message in out.summaries:
+            inbox[zlib.crc32(account.encode()) % PARTITIONS].append(message)
+        if out.watermark:
+            for q in inbox:
+                inbox[q].append(out.watermark)
+        if rnd.random() < 0.3:
+            run_stage2()
+    run_stage2()
+    return charges
+
+
+def _by_revision(charges: list[Charge]) -> dict[tuple[str, int], dict[str, Any]]:
+    out = {}
+    for charge in charges:
+        doc = charge.to_dict()
+        doc.pop("emitted_at")  # each side stamps its own clock
+        out[(charge.charge_id, charge.revision)] = doc
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_two_stages_equal_rate_revision_for_revision(month: tuple[AppDirectory, list[bytes]], seed: int) -> None:
+    apps, lines = month
+    settings = BillingSettings()
+    expected, _, _ = rate_lines(apps, lines, settings, now=lambda: NOW)
+    got = simulate(apps, lines, settings, seed)
+    assert any(c.revision > 1 for c in expected), "the data must contain late events"
+    assert _by_revision(got) == _by_revision(expected)
+
+
+def test_app_partitioning_keeps_final_charges(month: tuple[AppDirectory, list[bytes]]) -> None:
+    """Keyed by sdk_app_id (other producers): the same charges in the end."""
+    apps, lines = month
+    settings = BillingSettings()
+    expected, _, _ = rate_lines(apps, lines, settings, now=lambda: NOW)
+    got = simulate(apps, lines, settings, 3, by_account=False)
+
+    def latest(charges: list[Charge]) -> dict[str, Any]:
+        best: dict[str, Charge] = {}
+        for c in charges:
+            if c.charge_id not in best or c.revision > best[c.charge_id].revision:
+                best[c.charge_id] = c
+        return {cid: (c.revision, c.amount, c.lines) for cid, c in best.items()}
+
+    assert latest(got) == latest(expected)
+
+
+def test_pruning_past_the_horizon_keeps_two_months_exact(month: tuple[AppDirectory, list[bytes]]) -> None:
+    """A 3-day horizon over two months: August's state is forgotten during September, and
+    the charges still equal ``rate``'s (which prunes in the same whole months)."""
+    apps, lines = month
+    two_months = lines + _shifted(lines, 31)
+    settings = BillingSettings(horizon_s=3 * 86_400)
+    expected, rejected, _ = rate_lines(apps, two_months, settings, now=lambda: NOW)
+    assert any(r.reason.value == "too_late" for r in rejected)
+    got = simulate(apps, two_months, settings, 4)
+    assert _by_revision(got) == _by_revision(expected)
+    assert {c.charge_id.rsplit("/", 1)[1][:7] for c in got} == {"2026-08", "2026-09", "2026-10"} & {
+        c.charge_id.rsplit("/", 1)[1][:7] for c in expected}
