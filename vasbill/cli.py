@@ -162,5 +162,11 @@ from vasbill.kafka_cli import register  # noqa: E402
 
 register(main)
 
+from vasbill.bench import register as register_bench  # noqa: E402
+from vasbill.demo import register as register_demo  # noqa: E402
+
+register_demo(main)
+register_bench(main)
+
 if __name__ == "__main__":
     main()

@@ -315,20 +315,22 @@ class Stage2:
         marks: dict[str, list[Any]] = kv.get(wm_key) or {}
         open_key = _key("open2", partition)
         opened: dict[str, list[Any]] = kv.get(open_key) or {}
-        pend_key = _key("late2", partition)
-        pending: list[dict[str, Any]] = kv.get(pend_key) or []
+        pend_key = _key("late2", partition)  # index of held late summaries: [[seq, family, w], ...]
+        pending: list[list[Any]] = kv.get(pend_key) or []
         for raw in messages:
             message = orjson.loads(raw)
             if message["k"] == "prov":
                 self._provisional(message, kv)
             elif message["k"] == "wm":
                 marks[f"{message['topic']}:{message['p']}"] = [message["clock"], message["final"]]
-                self._run_due(marks, opened, pending, kv, out)
+                self._run_due(marks, opened, pending, kv, out, partition)
                 self._prune(partition, marks, opened, kv)
             elif message["late"]:
                 self._register(message["a"], partition, kv)
-                pending.append(message)
-                self._run_due(marks, opened, pending, kv, out)
+                seq = (pending[-1][0] + 1) if pending else 0
+                kv.put(_key("held", partition, seq), message)  # one key each: values stay small
+                pending.append([seq, message["f"], message.get("w") or 0])
+                self._run_due(marks, opened, pending, kv, out, partition)
             else:
                 self._summary(message, marks, opened, pending, kv, out, partition)
         kv.put(wm_key, marks)
@@ -470,12 +472,12 @@ class Stage2:
             kv.put(accounts_key, book)
 
     def _summary(self, message: dict[str, Any], marks: dict[str, list[Any]], opened: dict[str, list[Any]],
-                 pending: list[dict[str, Any]], kv: BatchKV, out: Stage2Output, partition: int) -> None:
+                 pending: list[list[Any]], kv: BatchKV, out: Stage2Output, partition: int) -> None:
         """A close summary from stage 1: store it and open the units it feeds."""
         self._register(message["a"], partition, kv)
         self._store(kv, message)
         self._open_units(message, opened, kv, out, marks)
-        self._run_due(marks, opened, pending, kv, out)
+        self._run_due(marks, opened, pending, kv, out, partition)
 
     def _open_units(self, message: dict[str, Any], opened: dict[str, list[Any]], kv: BatchKV,
                     out: Stage2Output, marks: dict[str, list[Any]]) -> None:
@@ -510,7 +512,7 @@ class Stage2:
         return None
 
     def _run_due(self, marks: dict[str, list[Any]], opened: dict[str, list[Any]],
-                 pending: list[dict[str, Any]], kv: BatchKV, out: Stage2Output) -> None:
+                 pending: list[list[Any]], kv: BatchKV, out: Stage2Output, partition: int) -> None:
         """Close the units and apply the late summaries that are due, in the order
         ``vasbill rate`` met them: a unit at its close time, a late summary at the clock it
         arrived with (``w``), units first on a tie. Package balances couple the days of an
@@ -524,20 +526,20 @@ class Stage2:
             if stamp is not None:
                 account, kind, _pkind, _pkey = orjson.loads(unit)
                 actions.append((entry[0], 0, entry[1], UNIT_ORDER[kind], unit, stamp))
-        for seq, message in enumerate(pending):
-            topic = TOPIC_OF_FAMILY[message["f"]]
-            w = message.get("w") or 0
-            low, final_low = clocks[topic]
+        for seq, family, w in pending:
+            low, final_low = clocks[TOPIC_OF_FAMILY[family]]
             if (low is not None and low >= w) or (final_low is not None and final_low >= w):
-                actions.append((w, 1, seq, 0, "", message))
+                actions.append((w, 1, seq, 0, "", None))
         done: set[int] = set()
-        for key, late, seq, _order, unit, payload in sorted(actions, key=lambda a: a[:4]):
+        for key, late, seq, _order, unit, stamp in sorted(actions, key=lambda a: a[:4]):
             if not late:
                 del opened[unit]
-                out.close_delays_ms.append(max(0, payload - key))
-                out.charges += self._rate(unit, kv, payload, out)
+                out.close_delays_ms.append(max(0, stamp - key))
+                out.charges += self._rate(unit, kv, stamp, out)
                 continue
             done.add(seq)
+            payload = kv.get(_key("held", partition, seq))
+            kv.delete(_key("held", partition, seq))
             self._store(kv, payload)
             family, (pkind, pkey), account = payload["f"], payload["p"], payload["a"]
             for kind, period in units_of(family, Period(pkind, pkey)):
@@ -551,7 +553,7 @@ class Stage2:
                     else:
                         opened[unit] = entry
         if done:
-            pending[:] = [m for i, m in enumerate(pending) if i not in done]
+            pending[:] = [entry for entry in pending if entry[0] not in done]
 
     def _summaries(self, kv: BatchKV, account: str, kind: str, period: Period,
                    provisional: bool = False) -> dict[int, Any]:
