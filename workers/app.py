@@ -176,10 +176,10 @@ class VasbillWorker:
             async for events in stream.take_events(self.settings.batch_max, within=self.settings.batch_within_s):
                 await self.configs.synced.wait()
                 await self._catch_up_for(events)
+                done, sends = [], []
                 for partition, group in _by_partition(events).items():
                     kv = BatchKV(TableStore(table))
                     out = stage.process(partition, [(e.value, header(e)) for e in group], kv)
-                    sends = []
                     for rejection in out.quarantine:
                         key = str(rejection.sdk_app_id).encode() if rejection.sdk_app_id else b""
                         sends.append(await self.quarantine.send(key=key, value=orjson.dumps(rejection.to_dict())))
@@ -188,7 +188,9 @@ class VasbillWorker:
                     if out.watermark is not None:
                         for q in range(self.settings.partitions):
                             sends.append(await self.summaries.send(key=b"", value=out.watermark, partition=q))
-                    await _delivered(sends)  # outputs first: a crash before the state write re-sends them
+                    done.append((group, kv, out))
+                await _delivered(sends)  # outputs first: a crash before the state write re-sends them
+                for group, kv, out in done:
                     with in_partition_of(group[-1]):
                         kv.flush()
                     self._observe_stage1(group, out)
@@ -207,15 +209,16 @@ class VasbillWorker:
     async def _stage2_agent(self, stream: Any) -> None:
         async for events in stream.take_events(self.settings.batch_max, within=self.settings.batch_within_s):
             await self.configs.synced.wait()
+            done, sends = [], []
             for partition, group in _by_partition(events).items():
                 kv = BatchKV(TableStore(self.table2))
                 out = self.stage2.process(partition, [e.value for e in group], kv)
-                sends = [
-                    await self.billing[charge.product].send(key=charge.account_id.encode(),
-                                                            value=orjson.dumps(charge.to_dict()))
-                    for charge in out.charges
-                ]
-                await _delivered(sends)  # charges first, then the record of what was emitted
+                for charge in out.charges:
+                    sends.append(await self.billing[charge.product].send(
+                        key=charge.account_id.encode(), value=orjson.dumps(charge.to_dict())))
+                done.append((group, kv, out))
+            await _delivered(sends)  # charges first, then the record of what was emitted
+            for group, kv, out in done:
                 with in_partition_of(group[-1]):
                     kv.flush()
                 self._observe_stage2(out)

@@ -232,6 +232,8 @@ class Stage1:
             else:
                 opened[unit] = [close_ms, touched.start_ms, skey]
                 out.touched_open.add(unit)
+                if clock.get("next") is None or close_ms < clock["next"]:
+                    clock["next"] = close_ms
         kv.put(skey, value)
         out.events[(event.type, "accepted")] += 1
         out.late_events += bool(late)
@@ -239,7 +241,12 @@ class Stage1:
 
     def _close_due(self, clock: dict[str, Any], opened: dict[str, list[Any]], kv: BatchKV,
                    out: Stage1Output) -> None:
+        current = self._clock(clock)
+        soonest = clock.get("next")
+        if clock["final"] is None and (current is None or (soonest is not None and current < soonest)):
+            return  # nothing can be due before the earliest close time
         due = [u for u, (close_ms, start_ms, _) in opened.items() if self._is_closed(clock, close_ms, start_ms)]
+        clock["next"] = min((e[0] for u, e in opened.items() if u not in due), default=None)
         if not due:
             return
         closed_key = _key("closed", self.topic, out.partition)
