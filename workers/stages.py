@@ -327,7 +327,7 @@ class Stage2:
         for raw in messages:
             message = orjson.loads(raw)
             if message["k"] == "prov":
-                self._provisional(message, kv)
+                self._store(kv, message, provisional=True)
             elif message["k"] == "wm":
                 marks[f"{message['topic']}:{message['p']}"] = [message["clock"], message["final"]]
                 self._run_due(marks, opened, pending, kv, out, partition)
@@ -399,16 +399,6 @@ class Stage2:
         book["pruned"] = before
         kv.put(accounts_key, book)
 
-    def _provisional(self, message: dict[str, Any], kv: BatchKV) -> None:
-        family, (pkind, pkey), account, app = message["f"], message["p"], message["a"], message["app"]
-        kv.put(_key("prov", family, pkind, pkey, account, app), message["s"])
-        index_key = _key("pidx", account)
-        index = kv.get(index_key) or {}
-        apps = index.setdefault(f"{family}|{pkind}|{pkey}", [])
-        if app not in apps:
-            apps.append(app)
-            kv.put(index_key, index)
-
     def month_to_date(self, kv: BatchKV, account: str, month: str) -> dict[str, Any]:
         """Read-only: latest charges of the month's closed units plus a provisional rating of
         its open units (from provisional summaries; packages on a copy of the ledger)."""
@@ -461,10 +451,12 @@ class Stage2:
             out.append(doc)
         return out
 
-    def _store(self, kv: BatchKV, message: dict[str, Any]) -> None:
+    def _store(self, kv: BatchKV, message: dict[str, Any], *, provisional: bool = False) -> None:
+        """Keep an app-period summary and index it under its account (provisional ones, for
+        month-to-date views, apart from the closed ones that are billed)."""
         family, (pkind, pkey), account, app = message["f"], message["p"], message["a"], message["app"]
-        kv.put(_key("sum", family, pkind, pkey, account, app), message["s"])
-        index_key = _key("idx", account)
+        kv.put(_key("prov" if provisional else "sum", family, pkind, pkey, account, app), message["s"])
+        index_key = _key("pidx" if provisional else "idx", account)
         index = kv.get(index_key) or {}
         apps = index.setdefault(f"{family}|{pkind}|{pkey}", [])
         if app not in apps:
