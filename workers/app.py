@@ -40,7 +40,7 @@ from workers.settings import WorkerSettings
 from workers.stages import Stage1, Stage2
 
 log = logging.getLogger("vasbill.worker")
-SUMMARIES_TOPIC = "vasbill.summaries"
+SUMMARIES_TOPIC = "summaries"
 CLOCK_HEADER = "vasbill-clock"
 
 
@@ -127,6 +127,7 @@ class VasbillWorker:
                        for base in USAGE_TOPICS}
         self.stage2 = Stage2(lambda: self.configs.directory, settings.billing, settings.partitions)
         self.metrics = Metrics.create()
+        self.failure: str | None = None
         self.clock_ms = 0
         self.month_to_date: dict[str, dict[str, tuple[str, str, Any]]] = {}
         self.balances: dict[str, dict[str, tuple[str, Any]]] = {}
@@ -139,22 +140,27 @@ class VasbillWorker:
         )
 
     def _table(self, name: str) -> Any:
+        # key_type/value_type too: without them Faust gives the changelog "json" serializers,
+        # and recovery would decode our raw bytes into tuples and dicts (a restart loses state)
         schema = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-        return self.app.Table(name, partitions=self.settings.partitions, schema=schema)
+        return self.app.Table(name, partitions=self.settings.partitions, schema=schema,
+                              key_type=bytes, value_type=bytes)
 
     def _declare(self) -> None:
         app, settings = self.app, self.settings
         self.usage = {base: self._topic(base) for base in USAGE_TOPICS}
-        self.summaries = self._topic(SUMMARIES_TOPIC, internal=True)
+        # internal, one per worker group: two groups on one prefix (a replay next to the live
+        # worker) must not read each other's summaries
+        self.summaries = self._topic(f"{settings.app_id}.{SUMMARIES_TOPIC}", internal=True)
         self.billing = {product: self._topic(t) for product, t in BILLING_TOPIC_OF_PRODUCT.items()}
         self.quarantine = self._topic(QUARANTINE_TOPIC)
         self.clock = self._topic(CLOCK_TOPIC, partitions=1)
         self.tables = {base: self._table(f"stage1-{base.split('.')[-1]}") for base in USAGE_TOPICS}
         self.table2 = self._table("stage2")
         for base in USAGE_TOPICS:
-            app.agent(self.usage[base], name=f"stage1-{base.split('.')[-1]}")(self._stage1_agent(base))
-        app.agent(self.summaries, name="stage2")(self._stage2_agent)
-        app.agent(self.clock, name="clock")(self._clock_agent)
+            app.agent(self.usage[base], name=f"stage1-{base.split('.')[-1]}")(self._fatal(self._stage1_agent(base)))
+        app.agent(self.summaries, name="stage2")(self._fatal(self._stage2_agent))
+        app.agent(self.clock, name="clock")(self._fatal(self._clock_agent))
         app.task(self._start_configs)
         app.timer(interval=5.0)(self._sample_gauges)
         if settings.clock == "wall":
@@ -165,9 +171,32 @@ class VasbillWorker:
 
     # -- agents ------------------------------------------------------------------------------
 
+    def _fatal(self, body: Any) -> Any:
+        """An agent that fails stops the worker: its partitions would otherwise sit unprocessed
+        while /readyz said ready. /healthz then answers 500 and the process exits non-zero."""
+
+        async def agent(stream: Any) -> None:
+            try:
+                await body(stream)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.failure = f"{type(exc).__name__}: {exc}"
+                log.exception("agent failed; stopping the worker")
+                await self.app.crash(exc)
+                raise
+
+        agent.__name__ = getattr(body, "__name__", "agent")
+        return agent
+
     async def _start_configs(self) -> None:
         await self.configs.start()
-        asyncio.ensure_future(self.configs.follow())
+        follower = asyncio.ensure_future(self.configs.follow())
+
+        @self.app.on_before_shutdown.connect
+        async def stop_configs(app: Any, **kwargs: Any) -> None:
+            follower.cancel()
+            await self.configs.stop()
 
     def _stage1_agent(self, base: str) -> Any:
         stage, table = self.stage1[base], self.tables[base]

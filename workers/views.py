@@ -23,7 +23,7 @@ def is_ready(worker: VasbillWorker) -> tuple[bool, dict[str, Any]]:
         "recovered": recovery.completed.is_set(),
     }
     ready = (detail["configs_synced"] and not detail["rebalancing"] and detail["recovered"]
-             and detail["assigned_partitions"] > 0)
+             and detail["assigned_partitions"] > 0 and not worker.failure)
     return bool(ready), detail
 
 
@@ -32,6 +32,8 @@ def register_views(worker: VasbillWorker) -> None:
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
+        if worker.failure:
+            return web.json({"status": "failed", "reason": worker.failure}, status=500)
         return web.json({"status": "alive"})
 
     @app.page("/metrics")
