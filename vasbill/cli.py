@@ -122,39 +122,10 @@ def gen(accounts: int, month: str, seed: int, out_path: str, apps_path: str | No
                 out.close()
 
 
-@main.command()
-@click.option("--account", "account_id", required=True, help="Account id.")
-@click.option("--month", required=True, help="Beijing month YYYY-MM.")
-@click.option("--charges", "charges_path", default=None,
-              help="Charges JSON Lines (default: read the billing topics).")
-@click.option("--json", "as_json", is_flag=True, help="Print the statement as JSON.")
-def statement(account_id: str, month: str, charges_path: str | None, as_json: bool) -> None:
-    """A month's statement: latest revision of every charge, by product and item."""
-    import re
-
-    from rich.console import Console
-
-    from topics.charges import Charge
-    from vasbill.statement import build_statement, render
-
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
-        raise click.BadParameter("expected YYYY-MM", param_hint="--month")
-    with failures():
-        if charges_path is None:
-            raise Failure("give --charges FILE (reading the billing topics needs the worker commands)")
-        try:
-            charges = [Charge.from_dict(orjson.loads(line)) for line in read_bytes_lines(charges_path)
-                       if line.strip()]
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            raise Failure(f"{charges_path} is not a charges file: {exc}") from exc
-        result = build_statement(charges, account_id, month)
-        if as_json:
-            click.echo(orjson.dumps(result.to_dict()).decode())
-        else:
-            render(result, Console())
-
-
+from vasbill.statement_cli import register as register_statement  # noqa: E402
 from vasbill.worker_cli import register as register_worker  # noqa: E402
+
+register_statement(main)
 
 register_worker(main)
 

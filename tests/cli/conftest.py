@@ -1,0 +1,1 @@
+from fixtures.broker import broker, embedded_broker  # noqa: F401
