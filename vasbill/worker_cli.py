@@ -50,6 +50,8 @@ def register(main: click.Group) -> None:
     @click.option("--catalog", default=None, help="Price every period with this catalog.")
     @click.option("--tick-interval", type=float, default=30.0, show_default=True,
                   help="Wall clock: seconds between the leader's ticks.")
+    @click.option("--month-to-date-interval", type=click.FloatRange(min=0.5), default=15.0, show_default=True,
+                  help="Seconds between recomputations of the month-to-date gauge.")
     @click.option("--embedded-settings/--production-settings", "embedded", default=None,
                   help="Broker timeouts for the embedded broker (default when the broker is on loopback).")
     @click.option("--skip-retention-check", is_flag=True, help="Start even if usage retention is too short.")
@@ -58,7 +60,8 @@ def register(main: click.Group) -> None:
                        web_port: int,
                        clock: str, partitions: int, app_id: str, processing_guarantee: str, grace_day: int,
                        grace_month: int, horizon: int, catalog: str | None, tick_interval: float,
-                       embedded: bool | None, skip_retention_check: bool, loglevel: str) -> None:
+                       month_to_date_interval: float, embedded: bool | None, skip_retention_check: bool,
+                       loglevel: str) -> None:
         """Run the Faust worker: stage 1 per usage topic, stage 2 per account, the clock."""
         from workers.settings import WorkerSettings
 
@@ -74,6 +77,7 @@ def register(main: click.Group) -> None:
                 billing=billing,
                 processing_guarantee=processing_guarantee,
                 embedded=_loopback(kafka) if embedded is None else embedded, tick_interval_s=tick_interval,
+                month_to_date_every_s=month_to_date_interval,
             )
             from workers.preflight import preflight
 

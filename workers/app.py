@@ -23,6 +23,7 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any
 
 import faust
@@ -129,7 +130,6 @@ class VasbillWorker:
         self.metrics = Metrics.create()
         self.failure: str | None = None
         self.clock_ms = 0
-        self.month_to_date: dict[str, dict[str, tuple[str, str, Any]]] = {}
         self.balances: dict[str, dict[str, tuple[str, Any]]] = {}
         self._declare()
 
@@ -163,6 +163,7 @@ class VasbillWorker:
         app.agent(self.clock, name="clock")(self._fatal(self._clock_agent))
         app.task(self._start_configs)
         app.timer(interval=5.0)(self._sample_gauges)
+        app.timer(interval=settings.month_to_date_every_s)(self._sample_month_to_date)
         if settings.clock == "wall":
             app.timer(interval=settings.tick_interval_s, on_leader=True)(self._wall_tick)
         from workers.views import register_views
@@ -286,27 +287,12 @@ class VasbillWorker:
         m = self.metrics
         for charge in out.charges:
             m.add_charge(charge.product, charge.item, charge.revision, charge.delta)
-            month = charge.charge_id.rsplit("/", 1)[1][:7]
-            book = self.month_to_date.setdefault(month, {})
-            book[charge.charge_id] = (charge.product, charge.item, charge.amount)
         for delay in out.close_delays_ms:
             m.close_delay.observe(delay / 1000)
         for account, packages in out.balances.items():
             self.balances[account] = packages
         for topic, clock in out.close_clocks.items():
             m.close_clock.labels(topic).set(clock / 1000)
-        if self.clock_ms:  # the month of the billing clock; older months leave the gauge
-            from rating.periods import month_of
-
-            current = month_of(self.clock_ms).key
-            for old in [k for k in self.month_to_date if k < current]:
-                del self.month_to_date[old]
-            totals: dict[tuple[str, str], Any] = {}
-            for product, item, amount in self.month_to_date.get(current, {}).values():
-                totals[(product, item)] = totals.get((product, item), 0) + amount
-            m.month_to_date_cny.clear()
-            for (product, item), amount in totals.items():
-                m.month_to_date_cny.labels(product, item).set(float(amount))
         kinds: dict[str, float] = {}
         exhausted: dict[str, int] = {}
         for packages in self.balances.values():
@@ -316,6 +302,26 @@ class VasbillWorker:
         for kind, left in kinds.items():
             m.package_balance.labels(kind).set(left)
             m.packages_exhausted.labels(kind).set(exhausted.get(kind, 0))
+
+    async def _sample_month_to_date(self) -> None:
+        """Month-to-date CNY by product and item over the accounts whose stage-2 partitions this
+        worker owns: closed periods' latest charges plus a provisional rating of open ones,
+        read from the table (so restarts and rebalances neither lose nor double it)."""
+        from rating.periods import month_of
+
+        topic = self.summaries.get_topic_name()
+        owned = sorted(tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic)
+        month = month_of(self.clock_ms or int(time.time() * 1000)).key
+        kv = BatchKV(TableStore(self.table2))
+        totals: dict[tuple[str, str], Any] = {}
+        for partition in owned:
+            for account in self.stage2.accounts(kv, partition):
+                for name, amount in self.stage2.month_to_date(kv, account, month)["items"].items():
+                    product, item = name.split("/", 1)
+                    totals[(product, item)] = totals.get((product, item), 0) + Decimal(amount)
+        self.metrics.month_to_date_cny.clear()
+        for (product, item), amount in totals.items():
+            self.metrics.month_to_date_cny.labels(product, item).set(float(amount))
 
     async def _sample_gauges(self) -> None:
         """Consumer lag by topic, table sizes and readiness, every few seconds."""

@@ -34,6 +34,7 @@ class WorkerSettings:
     batch_within_s: float = 0.05
     check_retention: bool = True
     provisional_every_s: float = 10.0  # month-to-date summaries from stage 1, at most this often
+    month_to_date_every_s: float = 15.0  # the month-to-date gauge is recomputed this often
 
     def __post_init__(self) -> None:
         problems = []

@@ -463,6 +463,11 @@ class Stage2:
             apps.append(app)
             kv.put(index_key, index)
 
+    def accounts(self, kv: BatchKV, partition: int) -> list[str]:
+        """The accounts whose summaries this stage-2 partition holds."""
+        book = kv.get(_key("accounts", partition)) or {"accounts": []}
+        return list(book["accounts"])
+
     def _register(self, account: str, partition: int, kv: BatchKV) -> None:
         accounts_key = _key("accounts", partition)
         book = kv.get(accounts_key) or {"pruned": None, "accounts": []}

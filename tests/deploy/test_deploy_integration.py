@@ -32,6 +32,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +177,7 @@ def running_stack(broker: str, prometheus_bin: str, tmp_path: Path) -> Iterator[
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", "vasbill", "worker", "--broker", broker, "--store", "memory",
                  "--clock", "event", "--partitions", "2", "--web-port", str(web_port), "--app-id", f"deploy-{tag}",
-                 "--prefix", prefix, "--data-dir", str(tmp_path / "data")],
+                 "--prefix", prefix, "--data-dir", str(tmp_path / "data"), "--month-to-date-interval", "1"],
                 cwd=tmp_path, stdout=wlog, stderr=subprocess.STDOUT))
             worker = processes[-1]
 
@@ -270,6 +271,28 @@ def check_stack(stack: dict[str, Any], tmp_path: Path) -> None:
     assert total == {"": float(len(charges))}, f"Prometheus counts {total}, {len(charges)} charges read back"
     revisions = sum(1 for line in charges if orjson.loads(line)["revision"] > 1)
     assert prom.by_label(f'sum(vasbill_revisions_total{{job="{JOB}"}}) or vector(0)', "") == {"": float(revisions)}
+
+    # Month-to-date: the latest revision of every August charge, summed per product and item.
+    latest: dict[str, dict[str, Any]] = {}
+    for line in charges:
+        doc = orjson.loads(line)
+        if doc["charge_id"].rsplit("/", 1)[1].startswith("2026-08") and (
+                doc["charge_id"] not in latest or doc["revision"] > latest[doc["charge_id"]]["revision"]):
+            latest[doc["charge_id"]] = doc
+    month: dict[str, Decimal] = {}
+    for doc in latest.values():
+        key = f"{doc['product']}/{doc['item']}"
+        month[key] = month.get(key, Decimal(0)) + Decimal(doc["amount"])
+    mtd_expr = f'sum by (product, item) (vasbill_month_to_date_cny{{job="{JOB}"}})'
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        got = {f"{r['metric']['product']}/{r['metric']['item']}": float(r["value"][1]) for r in prom.query(mtd_expr)}
+        if got.keys() == month.keys():
+            break
+        time.sleep(0.5)
+    assert got.keys() == month.keys()
+    for key, amount in month.items():
+        assert abs(got[key] - float(amount)) < 0.005, (key, got[key], amount)
 
     # Every panel query of the dashboard returns at least one series.
     dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
