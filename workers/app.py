@@ -32,7 +32,12 @@ from faust.streams import _current_event  # pinned faust-streaming: see workers/
 
 from topics.names import BILLING_TOPIC_OF_PRODUCT, CLOCK_TOPIC, CONFIG_TOPIC, QUARANTINE_TOPIC, USAGE_TOPICS, TopicNames
 from topics.timefmt import parse_time, to_ms
-from workers.compat import embedded_broker_settings, install_broker_compat, production_settings
+from workers.compat import (
+    embedded_broker_settings,
+    install_broker_compat,
+    production_settings,
+    set_consumer_fetch_wait,
+)
 from workers.configs import ConfigReader
 from workers.kafka_io import ssl_context
 from workers.kv import BatchKV
@@ -103,6 +108,7 @@ class VasbillWorker:
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
         install_broker_compat()
+        set_consumer_fetch_wait(100 if settings.embedded else None)
         extra = embedded_broker_settings() if settings.embedded else production_settings()
         extra["processing_guarantee"] = settings.processing_guarantee
         self.names = TopicNames(settings.prefix, settings.partitions)

@@ -508,3 +508,38 @@ def _install_fetch_filter_fix() -> None:
     _fetch_records.__wrapped__ = original  # type: ignore[attr-defined]
     setattr(_fetch_records, _MARK, True)
     AIOKafkaConsumerThread._fetch_records = _fetch_records  # type: ignore[method-assign]
+
+
+# --------------------------------------------------------------------------------------
+# Consumer fetch wait
+# --------------------------------------------------------------------------------------
+
+_fetch_wait_ms: int | None = None
+
+
+def set_consumer_fetch_wait(ms: int | None) -> None:
+    """Use ``ms`` as the stream consumer's ``fetch_max_wait_ms`` (None: Faust's own 1500).
+
+    faust-streaming 0.15.3 hard-codes 1500 ms in ``_create_worker_consumer``, and Tansu holds
+    a Fetch for that long when a partition has no new data, so every batch of a live stream
+    waited up to 1.5 s: the floor of the event-to-state latency. The embedded settings use
+    100 ms; production keeps Faust's value (a real broker answers as soon as data arrives).
+    """
+    global _fetch_wait_ms
+    from faust.transport.drivers import aiokafka as driver
+
+    _fetch_wait_ms = ms
+    thread = driver.AIOKafkaConsumerThread
+    if getattr(thread._create_worker_consumer, "__vasbill_fetch_wait__", False):
+        return
+    original = thread._create_worker_consumer
+
+    def create_worker_consumer(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        if _fetch_wait_ms is not None:
+            consumer._fetch_max_wait_ms = _fetch_wait_ms  # read by aiokafka when its Fetcher starts
+        return consumer
+
+    create_worker_consumer.__vasbill_fetch_wait__ = True  # type: ignore[attr-defined]
+    create_worker_consumer.__wrapped__ = original  # type: ignore[attr-defined]
+    thread._create_worker_consumer = create_worker_consumer

@@ -628,3 +628,30 @@ def test_settings_are_separate() -> None:
     # fresh dicts: callers may mutate them
     embedded["broker_session_timeout"] = 1.0
     assert embedded_broker_settings()["broker_session_timeout"] == 3.0
+
+
+FETCH_WAIT_PROBE = """
+import asyncio, faust
+from workers.compat import set_consumer_fetch_wait
+
+async def created_wait(app):  # aiokafka consumers are created inside a running loop
+    consumer = app.consumer._thread._create_worker_consumer(app.transport)
+    try:
+        return consumer._fetch_max_wait_ms
+    finally:
+        await consumer.stop()
+
+app = faust.App("fetch-wait", broker="kafka://127.0.0.1:1")
+set_consumer_fetch_wait(100)
+embedded = asyncio.run(created_wait(app))
+set_consumer_fetch_wait(None)
+print(embedded, asyncio.run(created_wait(app)))
+"""
+
+
+def test_consumer_fetch_wait_is_set_for_the_embedded_broker_only() -> None:
+    """The stream consumer's fetch wait: 100 ms on the embedded broker, Faust's 1500 otherwise."""
+    run = subprocess.run([sys.executable, "-W", "ignore", "-c", FETCH_WAIT_PROBE], capture_output=True, text=True,
+                         timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["100", "1500"]
