@@ -13,7 +13,6 @@ Phase timings are printed in the "vasbill end-to-end timings" section of the sum
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -203,8 +202,6 @@ def test_kill_9_twice_during_a_replay_memory_store_recovers_from_changelogs(
     _check_after_restarts(stack, month, worker, timer)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("rocksdict") is None,
-                    reason="rocksdict (Faust's RocksDB binding) is not installed")
 def test_kill_9_during_a_replay_rocksdb_store(
         stack: Stack, worker_group: WorkerGroup, month: Month, timer: Timer, tmp_path: Path) -> None:
     _produce_month(stack, month)
