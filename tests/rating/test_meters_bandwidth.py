@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+from fixtures.factories import directory, make_app
 
 from rating.biller import rate_lines
 from rating.meters import RELAY
@@ -17,7 +18,7 @@ from rating.meters.bandwidth import combined, dim_key, total
 from rating.money import div, mbps_of_bucket, mul
 from rating.periods import Period
 from rating.pricers.relay_monthly import drop_count, percentile_sample
-from topics.appconfig import SERVICES, AppConfig, AppDirectory
+from topics.appconfig import SERVICES, AppDirectory
 from topics.events import parse_event
 
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
@@ -30,14 +31,7 @@ _ids = itertools.count()
 
 
 def app_doc(sdk_app_id: int = APP, **extra: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {"sdk_app_id": sdk_app_id, "account_id": ACCOUNT,
-                           "services": {s: True for s in SERVICES}}
-    doc.update(extra)
-    return doc
-
-
-def directory(*docs: dict[str, Any]) -> AppDirectory:
-    return AppDirectory(AppConfig.from_dict(d) for d in docs)
+    return make_app(sdk_app_id, ACCOUNT, SERVICES, **extra)
 
 
 def relay(time: str, num_bytes: int, app: int = APP, **fields: Any) -> dict[str, Any]:

@@ -9,13 +9,14 @@ from functools import reduce
 from typing import Any
 
 import orjson
+from fixtures.factories import directory, make_app
 
 from rating.biller import BillingSettings, rate_lines
 from rating.meters import RECORDING
 from rating.meters.concurrency import months_between, peak
 from rating.money import div
 from rating.periods import Period
-from topics.appconfig import SERVICES, AppConfig, AppDirectory
+from topics.appconfig import SERVICES, AppDirectory
 from topics.events import parse_event
 from topics.timefmt import parse_time, to_ms
 
@@ -28,14 +29,7 @@ AUG = Period("month", "2026-08")
 
 
 def app_doc(sdk_app_id: int = APP, **extra: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {"sdk_app_id": sdk_app_id, "account_id": ACCOUNT,
-                           "services": {s: True for s in SERVICES}}
-    doc.update(extra)
-    return doc
-
-
-def directory(*docs: dict[str, Any]) -> AppDirectory:
-    return AppDirectory(AppConfig.from_dict(d) for d in docs)
+    return make_app(sdk_app_id, ACCOUNT, SERVICES, **extra)
 
 
 def rec(action: str, task: str, time: str, app: int = APP, fmt: str = "mp4",

@@ -9,12 +9,13 @@ from typing import Any
 
 import orjson
 import pytest
+from fixtures.factories import directory, make_app
 
 from rating.biller import rate_lines
 from rating.meters import VOD_STORAGE
 from rating.meters.storage import add_steps, peak
 from rating.periods import Period
-from topics.appconfig import SERVICES, AppConfig, AppDirectory
+from topics.appconfig import SERVICES
 from topics.events import parse_event
 from topics.timefmt import parse_time, to_ms
 
@@ -28,14 +29,7 @@ _ids = itertools.count()
 
 
 def app_doc(sdk_app_id: int = APP, **extra: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {"sdk_app_id": sdk_app_id, "account_id": ACCOUNT,
-                           "services": {s: True for s in SERVICES}}
-    doc.update(extra)
-    return doc
-
-
-def directory(*docs: dict[str, Any]) -> AppDirectory:
-    return AppDirectory(AppConfig.from_dict(d) for d in docs)
+    return make_app(sdk_app_id, ACCOUNT, SERVICES, **extra)
 
 
 def sample(clock: str, gb: int | str, app: int = APP, day: str = DAY, **fields: Any) -> dict[str, Any]:

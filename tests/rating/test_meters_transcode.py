@@ -9,11 +9,12 @@ from typing import Any
 
 import orjson
 import pytest
+from fixtures.factories import directory, make_app
 
 from rating.biller import rate_lines
 from rating.catalog import catalog_named
 from rating.meters.sums import TRANSCODE
-from topics.appconfig import SERVICES, AppConfig, AppDirectory
+from topics.appconfig import SERVICES
 from topics.events import parse_event
 
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
@@ -25,14 +26,7 @@ _ids = itertools.count()
 
 
 def app_doc(sdk_app_id: int = APP, **extra: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {"sdk_app_id": sdk_app_id, "account_id": ACCOUNT,
-                           "services": {s: True for s in SERVICES}}
-    doc.update(extra)
-    return doc
-
-
-def directory(*docs: dict[str, Any]) -> AppDirectory:
-    return AppDirectory(AppConfig.from_dict(d) for d in docs)
+    return make_app(sdk_app_id, ACCOUNT, SERVICES, **extra)
 
 
 def tc(time: str, seconds: int, width: int = 640, height: int = 480, kind: str = "standard",
