@@ -530,7 +530,7 @@ def set_consumer_fetch_wait(ms: int | None) -> None:
 
     _fetch_wait_ms = ms
     thread = driver.AIOKafkaConsumerThread
-    if getattr(thread._create_worker_consumer, "__vasbill_fetch_wait__", False):
+    if getattr(thread._create_worker_consumer, _MARK, False):
         return
     original = thread._create_worker_consumer
 
@@ -540,6 +540,6 @@ def set_consumer_fetch_wait(ms: int | None) -> None:
             consumer._fetch_max_wait_ms = _fetch_wait_ms  # read by aiokafka when its Fetcher starts
         return consumer
 
-    create_worker_consumer.__vasbill_fetch_wait__ = True  # type: ignore[attr-defined]
+    setattr(create_worker_consumer, _MARK, True)
     create_worker_consumer.__wrapped__ = original  # type: ignore[attr-defined]
     thread._create_worker_consumer = create_worker_consumer
