@@ -51,8 +51,7 @@ class BenchOptions:
     month: str = "2026-08"
     rate: int = 5000
     live_seconds: float = 10.0
-    batch: int = 500
-    window: int = 0
+    batch: int = 1000
     idle: float = 3.0
 
 
@@ -322,7 +321,7 @@ def run_bench(options: BenchOptions, err: Any) -> dict[str, Any]:
         broker = stack.start_broker()
         stack.create_topics()
         produce_lines(stack.kafka, stack.names, [orjson.dumps(doc) for doc in apps_docs])
-        packer = EventPacker(stack.names, batch=options.batch, window=options.window, apps=directory)
+        packer = EventPacker(stack.names, partitions=options.partitions, batch=options.batch, apps=directory)
         messages, seconds = asyncio.run(send_lines(stack, packer, backlog))
         stats = packer.stats
         backlog_events = stats.events["usage"] + stats.events["unroutable"]
@@ -461,12 +460,11 @@ def register(main: click.Group) -> None:
                   metavar="EVENTS/S", help="Offered load of the latency phase.")
     @click.option("--live-seconds", type=click.FloatRange(min=0), default=BenchOptions.live_seconds,
                   show_default=True, help="Length of the latency phase.")
-    @click.option("--window", type=click.IntRange(min=0), default=BenchOptions.window, show_default=True,
-                  metavar="LINES", help="Producer packing window (see `vasbill produce --window`); 0 packs only "
-                                        "consecutive events of one app, as a replay must to match `rate` exactly.")
+    @click.option("--batch", type=click.IntRange(1, 1000), default=BenchOptions.batch, show_default=True,
+                  help="Events per message of the backlog (see `vasbill produce --batch`).")
     @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
     def bench_command(accounts: int, scale: float, seed: int, partitions: int, offered: int, live_seconds: float,
-                      window: int, as_json: bool) -> None:
+                      batch: int, as_json: bool) -> None:
         """Throughput (worker vs a bare consumer vs `rate`), latency, RSS and state size."""
         from rich.console import Console
 
@@ -475,7 +473,7 @@ def register(main: click.Group) -> None:
         from vasbill.demo import interrupted_as_failure
 
         options = BenchOptions(accounts=accounts, scale=scale, seed=seed, partitions=partitions, rate=offered,
-                               live_seconds=live_seconds, window=window)
+                               live_seconds=live_seconds, batch=batch)
         err = Console(stderr=True)
         with failures(), interrupted_as_failure():
             try:

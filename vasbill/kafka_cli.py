@@ -203,11 +203,9 @@ def topics_create(kafka: KafkaSettings, prefix: str, partitions: int, replicatio
 
 @click.command("produce")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
-@click.option("--batch", type=click.IntRange(1, MAX_BATCH_EVENTS), default=1, show_default=True,
-              help="Pack up to N consecutive events of one topic and sdk_app_id into one JSON-array message.")
-@click.option("--window", type=click.IntRange(min=0), default=0, show_default=True, metavar="LINES",
-              help="With --batch: also pack events of one topic and sdk_app_id that are not consecutive, within "
-                   "windows of LINES lines (each app's order is kept; apps may swap inside a window).")
+@click.option("--batch", type=click.IntRange(1, MAX_BATCH_EVENTS), default=None,
+              help="Pack up to N events bound for one partition, in file order, into one JSON-array message "
+                   f"[default: {MAX_BATCH_EVENTS} for a file, 1 for stdin, so a live pipe is never held back].")
 @click.option("--default-topic", default="usage.relay", show_default=True,
               help="Topic (without the prefix) for lines that cannot be routed (invalid JSON, unknown type, "
                    "config without sdk_app_id): the worker quarantines them with their reason.")
@@ -217,7 +215,7 @@ def topics_create(kafka: KafkaSettings, prefix: str, partitions: int, replicatio
               help="account: an app's events go to its account's partition (exact replays of late events); "
                    "app: the default partitioner on the sdk_app_id key.")
 @kafka_options
-def produce_command(file: str, batch: int, window: int, default_topic: str, progress: bool | None,
+def produce_command(file: str, batch: int | None, default_topic: str, progress: bool | None,
                     partition_by: str, kafka: KafkaSettings, prefix: str) -> None:
     """Send JSON Lines from FILE ('-' = stdin) to their topics.
 
@@ -243,7 +241,9 @@ def produce_command(file: str, batch: int, window: int, default_topic: str, prog
     stream = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
     try:
         with _failures(), bar:
-            report = produce_lines(kafka, names, stream, batch=batch, window=window, default_topic=names(default_topic),
+            if batch is None:
+                batch = 1 if file == "-" else MAX_BATCH_EVENTS
+            report = produce_lines(kafka, names, stream, batch=batch, default_topic=names(default_topic),
                                    progress=on_progress, partition_by=partition_by)
     finally:
         if file != "-":

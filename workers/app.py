@@ -31,6 +31,7 @@ import orjson
 from faust.streams import _current_event  # pinned faust-streaming: see workers/compat.py
 
 from topics.names import BILLING_TOPIC_OF_PRODUCT, CLOCK_TOPIC, CONFIG_TOPIC, QUARANTINE_TOPIC, USAGE_TOPICS, TopicNames
+from topics.reasons import QuarantineReason, Rejection
 from topics.timefmt import parse_time, to_ms
 from workers.compat import (
     embedded_broker_settings,
@@ -128,6 +129,8 @@ class VasbillWorker:
             **extra,
         )
         self.configs = ConfigReader(settings.kafka, self.names(CONFIG_TOPIC))
+        self._directory_size = 0
+        self._confirmed_unknown: set[int] = set()
         self.started = time.monotonic()
         self.stage1 = {base: Stage1(base, lambda: self.configs.directory, settings.billing, clock=settings.clock,
                                     provisional_every_s=settings.provisional_every_s)
@@ -211,11 +214,14 @@ class VasbillWorker:
         async def agent(stream: Any) -> None:
             async for events in stream.take_events(self.settings.batch_max, within=self.settings.batch_within_s):
                 await self.configs.synced.wait()
-                await self._catch_up_for(events)
                 done, sends = [], []
                 for partition, group in _by_partition(events).items():
+                    messages = [(e.value, header(e)) for e in group]
                     kv = BatchKV(TableStore(table))
-                    out = stage.process(partition, [(e.value, header(e)) for e in group], kv)
+                    out = stage.process(partition, messages, kv)
+                    if await self._learned_apps(out.quarantine):  # nothing written yet: run it again
+                        kv = BatchKV(TableStore(table))
+                        out = stage.process(partition, messages, kv)
                     for rejection in out.quarantine:
                         key = str(rejection.sdk_app_id).encode() if rejection.sdk_app_id else b""
                         sends.append(await self.quarantine.send(key=key, value=orjson.dumps(rejection.to_dict())))
@@ -233,14 +239,22 @@ class VasbillWorker:
 
         return agent
 
-    async def _catch_up_for(self, events: list[Any]) -> None:
-        """An unknown app id in the batch: read config.apps once more before judging it."""
+    async def _learned_apps(self, rejections: list[Rejection]) -> bool:
+        """Events of apps without a config: read config.apps once more before calling them
+        unknown (a config produced just before its events may not have been read yet).
+        True if that found a config for one of them. An app confirmed unknown is not looked
+        up again until the directory grows."""
         directory = self.configs.directory
-        for event in events:
-            key = event.key
-            if key and key.isdigit() and int(key) not in directory:
-                await self.configs.catch_up()
-                return
+        if len(directory) != self._directory_size:
+            self._directory_size, self._confirmed_unknown = len(directory), set()
+        unknown = {r.sdk_app_id for r in rejections if r.reason is QuarantineReason.UNKNOWN_APP
+                   and r.sdk_app_id is not None} - self._confirmed_unknown
+        if not unknown:
+            return False
+        await self.configs.catch_up()
+        learned = any(app in self.configs.directory for app in unknown)
+        self._confirmed_unknown |= {app for app in unknown if app not in self.configs.directory}
+        return learned
 
     async def _stage2_agent(self, stream: Any) -> None:
         async for events in stream.take_events(self.settings.batch_max, within=self.settings.batch_within_s):

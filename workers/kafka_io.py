@@ -3,8 +3,8 @@
 - ``Security`` / ``client_config``: PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL with PLAIN,
   SCRAM-SHA-256 or SCRAM-SHA-512, as kwargs for kafka-python or aiokafka.
 - ``create_topics``: every topic of ``TopicNames.all()``, idempotently.
-- ``EventPacker`` + ``produce_lines``: JSON Lines routed to their topics, consecutive
-  events of one topic and key packed into JSON-array messages (aiokafka producer: about
+- ``EventPacker`` + ``produce_lines``: JSON Lines routed to their topics, the events bound
+  for one partition packed in file order into JSON-array messages (aiokafka producer: about
   five times the rate of kafka-python's on this machine).
 - ``read_records`` / ``read_charges``: manually assigned partitions read from the
   beginning, no consumer group (no group join, no committed offsets). "The end" is the
@@ -354,7 +354,7 @@ class Message:
     events: int      # events carried (a batch carries several)
     kind: str        # "usage", "config", "tick" or "unroutable"
     headers: tuple[tuple[str, bytes], ...] = ()
-    partition_key: bytes | None = None  # hash this instead of the key to pick the partition
+    partition: int | None = None  # None: the producer's partitioner picks one from the key
 
 
 @dataclass
@@ -377,21 +377,29 @@ def app_key(document: Mapping[str, Any]) -> bytes | None:
     return None
 
 
-class _Batch:
-    __slots__ = ("lines", "size", "clocks", "partition_key")
+def partition_of(key: bytes, partitions: int) -> int:
+    """Kafka's default partitioner (murmur2 of the key), as aiokafka and the Java client pick."""
+    from aiokafka.partitioner import murmur2
 
-    def __init__(self, partition_key: bytes | None) -> None:
+    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
+
+
+class _Batch:
+    __slots__ = ("lines", "size", "clocks", "keys")
+
+    def __init__(self) -> None:
         self.lines: list[bytes] = []
         self.clocks: list[int | None] = []
+        self.keys: set[bytes | None] = set()
         self.size = 1  # "[" + events joined by "," + "]"
-        self.partition_key = partition_key
 
     def fits(self, line: bytes, max_bytes: int) -> bool:
         return self.size + 1 + len(line) <= max_bytes
 
-    def add(self, line: bytes, clock: int | None) -> None:
+    def add(self, line: bytes, clock: int | None, key: bytes | None) -> None:
         self.lines.append(line)
         self.clocks.append(clock)
+        self.keys.add(key)
         self.size += len(line) + 1
 
 
@@ -399,18 +407,23 @@ class EventPacker:
     """Routes JSON Lines to messages (SPEC §2, §3, §9 ``produce``):
 
     - a usage event (``type`` in ``USAGE_TOPIC_OF_TYPE``) → its usage topic, key sdk_app_id;
-      with ``batch`` > 1, consecutive events for the same topic and key are packed into one
-      JSON-array message of up to ``batch`` events and ``max_bytes`` bytes;
+      with ``batch`` > 1, the events bound for one partition of one topic are packed, in file
+      order, into JSON-array messages of up to ``batch`` events and ``max_bytes`` bytes;
     - ``clock.tick`` → ``control.clock``, key ``"clock"``;
     - an object without ``type`` → an app config for ``config.apps``, key sdk_app_id;
     - anything else (invalid JSON, not an object, unknown type, a config without an integer
       sdk_app_id) → ``default_topic`` as is, so the worker quarantines it with its reason.
 
-    ``window`` > 0 also packs events of one topic and key that are not consecutive, within
-    windows of ``window`` lines: time-ordered files interleave apps, so consecutive packing
-    alone gains little (1.6 events per message on ``vasbill gen`` output). The order of each
-    key's events is kept, events of different keys may swap inside a window, and every
-    pending batch goes out before a tick, a config or an unroutable line.
+    Packing by partition keeps exactly the order in which each partition would have received
+    the events one by one, so a packed replay bills like an unpacked one, revision for
+    revision; it only changes how many events a message carries (time-ordered files
+    interleave apps, so packing by app would give 1.6 events per message on ``vasbill gen``
+    output, by partition several hundred). A message whose events are all of one app keeps
+    that app's key; a message mixing the apps of a partition has no key (the partition is set
+    explicitly). Every pending batch goes out before a tick, a config or an unroutable line.
+
+    ``partitions`` is the partition count of each usage topic (or one count for all), as
+    the cluster has them: the packer picks each event's partition itself.
 
     Lines keep their original bytes (no re-serialisation). A line over ``max_bytes`` cannot
     be sent and is recorded in ``stats.skipped``.
@@ -419,31 +432,28 @@ class EventPacker:
     the clock ``vasbill rate`` would have before each of its events, and with
     ``partition_by="account"`` an app's events go to the partition of its account (murmur2 of
     account_id, decided at the app's first event and kept), so the late events of one account
-    reach the worker in file order. With ``window`` > 0 apps may swap inside a window: charges
-    stay the same in the end, but a late event can then fall into a different revision.
+    reach the worker in file order.
     """
 
-    def __init__(self, names: TopicNames, *, batch: int = 1, default_topic: str | None = None,
-                 max_bytes: int = MAX_MESSAGE_BYTES, window: int = 0, apps: AppDirectory | None = None,
-                 partition_by: str = "account", now: datetime | None = None) -> None:
+    def __init__(self, names: TopicNames, *, partitions: Mapping[str, int] | int, batch: int = 1,
+                 default_topic: str | None = None, max_bytes: int = MAX_MESSAGE_BYTES,
+                 apps: AppDirectory | None = None, partition_by: str = "account",
+                 now: datetime | None = None) -> None:
         if not 1 <= batch <= MAX_BATCH_EVENTS:
             raise SettingsError(f"batch size {batch} is not in 1..{MAX_BATCH_EVENTS}")
-        if window < 0:
-            raise SettingsError(f"window {window} is negative")
         self.names = names
         self.batch = batch
-        self.window = window
+        self.partitions = partitions
         self.default_topic = default_topic or names(USAGE_TOPIC_OF_TYPE["relay.traffic"])
         self.max_bytes = max_bytes
         self.stats = PackStats()
         self._line_number = 0
-        self._pending: dict[tuple[str, bytes | None], _Batch] = {}  # in order of first line
-        self._window_lines = 0
+        self._pending: dict[tuple[str, int], _Batch] = {}  # in order of first line
         if partition_by not in ("account", "app"):
             raise SettingsError(f"partition by {partition_by!r}: expected account or app")
         self.partition_by = partition_by
         self.clock = ReplayClock(apps if apps is not None else AppDirectory(), now or datetime.now(timezone.utc))
-        self._partition_keys: dict[bytes, bytes | None] = {}
+        self._partition_keys: dict[bytes, bytes] = {}
 
     def add(self, raw: bytes) -> list[Message]:
         """One line in (with or without its newline); the messages now ready to send out."""
@@ -461,11 +471,12 @@ class EventPacker:
         if kind == "config":
             self._learn(document)
         before = self.clock.before(document)
-        if kind == "usage" and self.batch > 1:
-            return self._add_to_batch((topic, key), line, before)
+        partition = self._partition(topic, key) if kind == "usage" else None
+        if kind == "usage" and self.batch > 1 and partition is not None:
+            return self._add_to_batch((topic, partition), line, key, before)
         out = self.flush()
         headers = () if kind == "config" else ((clockstamp.HEADER, clockstamp.encode([before], self.clock.final_ms)),)
-        out.append(self._message(topic, key, line, 1, kind, headers, self._partition_key(key)))
+        out.append(self._message(topic, key, line, 1, kind, headers, partition))
         return out
 
     def _learn(self, document: Any) -> None:
@@ -474,14 +485,21 @@ class EventPacker:
         except ConfigError:
             pass  # the worker quarantines nothing here: it ignores invalid configs and says so
 
-    def _partition_key(self, key: bytes | None) -> bytes | None:
-        """The account of the app at its first event (kept after), when partitioning by account."""
-        if self.partition_by != "account" or key is None:
+    def _partition(self, topic: str, key: bytes | None) -> int | None:
+        """The partition of a usage event: murmur2 of its account (at the app's first event,
+        kept after) with ``partition_by="account"`` and a known app, else of its key."""
+        if key is None:
             return None
-        if key not in self._partition_keys:
-            versions = self.clock.apps.versions(int(key)) if key.isdigit() else []
-            self._partition_keys[key] = versions[0].account_id.encode() if versions else None
-        return self._partition_keys[key]
+        count = self.partitions if isinstance(self.partitions, int) else self.partitions.get(topic)
+        if not count:
+            return None
+        hashed = key
+        if self.partition_by == "account":
+            if key not in self._partition_keys:
+                versions = self.clock.apps.versions(int(key)) if key.isdigit() else []
+                self._partition_keys[key] = versions[0].account_id.encode() if versions else key
+            hashed = self._partition_keys[key]
+        return partition_of(hashed, count)
 
     def _route(self, line: bytes) -> tuple[str, str, bytes | None, Any]:
         try:
@@ -502,42 +520,37 @@ class EventPacker:
             return "usage", self.names.usage_topic(event_type), key, document
         return "unroutable", self.default_topic, key, document
 
-    def _add_to_batch(self, route: tuple[str, bytes | None], line: bytes, before: int | None) -> list[Message]:
+    def _add_to_batch(self, route: tuple[str, int], line: bytes, key: bytes | None,
+                      before: int | None) -> list[Message]:
         out: list[Message] = []
-        if not self.window and self._pending and route not in self._pending:
-            out += self.flush()
         batch = self._pending.get(route)
         if batch is not None and not batch.fits(line, self.max_bytes):
             out.append(self._emit(route))
             batch = None
         if batch is None:
-            batch = self._pending[route] = _Batch(self._partition_key(route[1]))
-        batch.add(line, before)
+            batch = self._pending[route] = _Batch()
+        batch.add(line, before, key)
         if len(batch.lines) >= self.batch:
             out.append(self._emit(route))
-        if self.window:
-            self._window_lines += 1
-            if self._window_lines >= self.window:
-                out += self.flush()
         return out
 
-    def _emit(self, route: tuple[str, bytes | None]) -> Message:
+    def _emit(self, route: tuple[str, int]) -> Message:
         """One pending batch as a message (a single event is sent as itself, not as an array)."""
         batch = self._pending.pop(route)
         events = batch.lines
         value = events[0] if len(events) == 1 else b"[" + b",".join(events) + b"]"
+        key = next(iter(batch.keys)) if len(batch.keys) == 1 else None
         headers = ((clockstamp.HEADER, clockstamp.encode(batch.clocks, self.clock.final_ms)),)
-        return self._message(route[0], route[1], value, len(events), "usage", headers, batch.partition_key)
+        return self._message(route[0], key, value, len(events), "usage", headers, route[1])
 
     def flush(self) -> list[Message]:
         """Every pending batch, oldest first."""
-        self._window_lines = 0
         return [self._emit(route) for route in list(self._pending)]
 
     def _message(self, topic: str, key: bytes | None, value: bytes, events: int, kind: str,
-                 headers: tuple[tuple[str, bytes], ...] = (), partition_key: bytes | None = None) -> Message:
+                 headers: tuple[tuple[str, bytes], ...] = (), partition: int | None = None) -> Message:
         self.stats.messages[kind] += 1
-        return Message(topic, key, value, events, kind, headers, partition_key)
+        return Message(topic, key, value, events, kind, headers, partition)
 
 
 # -- producing --------------------------------------------------------------------------------
@@ -561,9 +574,6 @@ class KafkaSender:
 
     async def __aenter__(self) -> KafkaSender:
         from aiokafka import AIOKafkaProducer
-        from aiokafka.partitioner import DefaultPartitioner
-
-        self._partitioner = DefaultPartitioner()
 
         check_reachable(self.settings.servers, self.settings.connect_timeout)
         timeout_ms = int(max(self.settings.connect_timeout, 30) * 1000)
@@ -585,16 +595,18 @@ class KafkaSender:
         metadata = await self._producer.client.fetch_all_metadata()
         self._topics = set(metadata.topics())
 
+    def partition_counts(self) -> dict[str, int]:
+        """Partitions of every topic the cluster has (from the producer's metadata)."""
+        cluster = self._producer.client.cluster
+        return {topic: len(cluster.partitions_for_topic(topic) or ()) for topic in self._topics}
+
     async def send(self, message: Message) -> None:
         if message.topic not in self._topics:
             with kafka_errors(self.settings.bootstrap):
                 await self._refresh_topics()
             if message.topic not in self._topics:
                 raise _missing_topic(message.topic, self.settings.bootstrap)
-        partition = None
-        if message.partition_key is not None:
-            partitions = sorted(self._producer.client.cluster.partitions_for_topic(message.topic) or [])
-            partition = self._partitioner(message.partition_key, partitions, partitions)
+        partition = message.partition
         with kafka_errors(self.settings.bootstrap):
             future = await self._producer.send(message.topic, message.value, key=message.key, partition=partition,
                                                headers=list(message.headers) or None)
@@ -641,7 +653,7 @@ ProgressCallback = Callable[[int, PackStats], None]
 
 
 def produce_lines(settings: KafkaSettings, names: TopicNames, lines: Iterable[bytes], *, batch: int = 1,
-                  window: int = 0, default_topic: str | None = None, progress: ProgressCallback | None = None,
+                  default_topic: str | None = None, progress: ProgressCallback | None = None,
                   progress_every: int = 2000, partition_by: str = "account") -> ProduceReport:
     """Send JSON Lines (bytes, one per item) to their topics; see ``EventPacker``.
     ``progress(bytes_read, stats)`` is called every ``progress_every`` lines and at the end.
@@ -651,16 +663,20 @@ def produce_lines(settings: KafkaSettings, names: TopicNames, lines: Iterable[by
     for record in read_records(settings, [names(CONFIG_TOPIC)]):
         with contextlib.suppress(orjson.JSONDecodeError, ConfigError, TypeError):
             apps.add(AppConfig.from_dict(orjson.loads(record.value)))
-    packer = EventPacker(names, batch=batch, default_topic=default_topic, window=window, apps=apps,
-                         partition_by=partition_by)
-    return asyncio.run(_produce(settings, packer, lines, progress, progress_every))
+
+    def packer_for(partitions: Mapping[str, int]) -> EventPacker:
+        return EventPacker(names, partitions=partitions, batch=batch, default_topic=default_topic, apps=apps,
+                           partition_by=partition_by)
+
+    return asyncio.run(_produce(settings, packer_for, lines, progress, progress_every))
 
 
-async def _produce(settings: KafkaSettings, packer: EventPacker, lines: Iterable[bytes],
-                   progress: ProgressCallback | None, progress_every: int) -> ProduceReport:
+async def _produce(settings: KafkaSettings, packer_for: Callable[[Mapping[str, int]], EventPacker],
+                   lines: Iterable[bytes], progress: ProgressCallback | None, progress_every: int) -> ProduceReport:
     started = time.monotonic()
     read = 0
     async with KafkaSender(settings) as sender:
+        packer = packer_for(sender.partition_counts())
         for count, line in enumerate(lines, 1):
             read += len(line)
             for message in packer.add(line):

@@ -30,6 +30,7 @@ from workers.kafka_io import (
     client_config,
     existing_topics,
     kafka_python,
+    partition_of,
     read_records,
 )
 
@@ -93,39 +94,49 @@ def test_client_config_for_every_security_protocol(tmp_path: Path) -> None:
 
 def test_packer_routes_lines_and_packs_batches() -> None:
     names = TopicNames("p.")
-    packer = EventPacker(names, batch=2)
+    packer = EventPacker(names, partitions=1, batch=2, partition_by="app")
     lines = [json.dumps(event(i, APP_A)).encode() for i in range(3)]
     lines += [json.dumps(event(3, APP_B)).encode(), b"", b"{oops", b'{"type":"clock.tick","time":null,"final":false}']
     messages = [m for line in lines for m in packer.add(line + b"\n")] + packer.flush()
-    assert [(m.topic, m.key, m.events) for m in messages] == [
-        ("p.usage.relay", b"1400000001", 2), ("p.usage.relay", b"1400000001", 1),
-        ("p.usage.relay", b"1400000002", 1), ("p.usage.relay", None, 1), ("p.control.clock", b"clock", 1)]
+    assert [(m.topic, m.key, m.events, m.partition) for m in messages] == [
+        ("p.usage.relay", b"1400000001", 2, 0), ("p.usage.relay", None, 2, 0),
+        ("p.usage.relay", None, 1, None), ("p.control.clock", b"clock", 1, None)]
     assert orjson.loads(messages[0].value) == [event(0, APP_A), event(1, APP_A)]
-    assert messages[3].value == b"{oops"
+    assert orjson.loads(messages[1].value) == [event(2, APP_A), event(3, APP_B)]  # one partition, two apps
+    assert messages[2].value == b"{oops"
     # a batch never exceeds max_bytes; a line over it is not sent and is reported
-    small = EventPacker(names, batch=10, max_bytes=len(lines[0]) * 2 + 3)
+    small = EventPacker(names, partitions=1, batch=10, max_bytes=len(lines[0]) * 2 + 3)
     out = [m for line in lines[:3] for m in small.add(line)] + small.flush()
     assert [m.events for m in out] == [2, 1] and all(len(m.value) <= small.max_bytes for m in out)
-    tiny = EventPacker(names, max_bytes=10)
+    tiny = EventPacker(names, partitions=1, max_bytes=10)
     assert tiny.add(lines[0]) == [] and tiny.stats.skipped[0][0] == 1
 
 
-def test_packer_window_packs_interleaved_apps_and_keeps_each_apps_order() -> None:
+def test_packer_keeps_each_partitions_order_and_uses_kafkas_partitioner() -> None:
+    """Apps interleave in time-ordered files: packing by partition still fills messages, and
+    each partition receives its events in exactly the order of the file."""
     names = TopicNames()
-    interleaved = [json.dumps(event(i, (APP_A, APP_B)[i % 2])).encode() for i in range(7)]
+    apps = [1400000001 + i for i in range(6)]
+    lines = [json.dumps(event(i, apps[i % 6])).encode() for i in range(60)]
     tick = b'{"type":"clock.tick","time":null,"final":true}'
-
-    def pack(**kw: int) -> list:
-        packer = EventPacker(names, batch=3, **kw)
-        return [m for line in [*interleaved, tick] for m in packer.add(line)] + packer.flush()
-
-    assert [m.events for m in pack()] == [1] * 7 + [1]   # consecutive only: nothing to pack
-    packed = pack(window=100)
-    assert [(m.key, m.events) for m in packed] == [
-        (b"1400000001", 3), (b"1400000002", 3), (b"1400000001", 1), (b"clock", 1)]
-    assert [e["event_id"] for e in orjson.loads(packed[0].value)] == ["e0", "e2", "e4"]
-    assert orjson.loads(packed[2].value)["event_id"] == "e6"
-    assert [m.events for m in pack(window=2)] == [1, 1, 1, 1, 1, 1, 1, 1]
+    packer = EventPacker(names, partitions={"usage.relay": 4}, batch=1000, partition_by="app")
+    messages = [m for line in [*lines, tick] for m in packer.add(line)] + packer.flush()
+    assert messages[-1].topic == "control.clock"
+    usage = messages[:-1]
+    expected = {p: [f"e{i}" for i in range(60) if partition_of(str(apps[i % 6]).encode(), 4) == p] for p in range(4)}
+    got = {m.partition: [e["event_id"] for e in orjson.loads(m.value)] for m in usage}
+    assert got == {p: ids for p, ids in expected.items() if ids}
+    assert len(usage) == len(got) and sum(m.events for m in usage) == 60
+    # the partitioner is Kafka's: what aiokafka picks for the key
+    from aiokafka.partitioner import DefaultPartitioner
+    for app in apps:
+        assert partition_of(str(app).encode(), 4) == DefaultPartitioner()(str(app).encode(), [0, 1, 2, 3], [0, 1, 2, 3])
+    # by account: every app of an account lands on the partition of the account id
+    config = {"sdk_app_id": apps[0], "account_id": "acct-9", "effective_from": "2026-08-01T00:00:00+08:00"}
+    by_account = EventPacker(names, partitions=4, batch=1000)
+    by_account.add(json.dumps(config).encode())
+    by_account.add(lines[0])
+    assert by_account.flush()[0].partition == partition_of(b"acct-9", 4)
 
 
 # -- against the embedded broker ------------------------------------------------------------
@@ -168,7 +179,7 @@ def test_produce_routes_keys_and_batches(broker: str, tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     path.write_text("\n".join(lines) + "\n")
 
-    result = cli("produce", str(path), "--batch", "2", "--broker", broker, "--prefix", "pr.")
+    result = cli("produce", str(path), "--batch", "2", "--partition-by", "app", "--broker", broker, "--prefix", "pr.")
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     assert "usage events 7 in 5 messages, app configs 1, clock ticks 1, unroutable 1 (to pr.usage.relay), not sent 0" \
@@ -191,10 +202,14 @@ def test_produce_routes_keys_and_batches(broker: str, tmp_path: Path) -> None:
         (b"clock", {"type": "clock.tick", "time": None, "final": False})]
     assert all(not found[t] for t in found if "charges" in t or t.endswith(("quarantine", "vod", "recording")))
 
-    # without --batch every event is its own message
-    again = cli("produce", str(path), "--broker", broker, "--prefix", "pr.")
+    # --batch 1: every event is its own message
+    again = cli("produce", str(path), "--batch", "1", "--broker", broker, "--prefix", "pr.")
     assert again.exit_code == 0 and "usage events 7 in 7 messages" in again.stderr
     assert len(records_by_topic(broker, TopicNames("pr."))["pr.usage.relay"]) == 5 + 7
+    # a file without --batch: packed by partition (app A on its account's partition, B on its own key's)
+    relay_partitions = {partition_of(b"acct-1", 2), partition_of(str(APP_B).encode(), 2)}
+    packed = cli("produce", str(path), "--broker", broker, "--prefix", "pr.")
+    assert packed.exit_code == 0 and f"usage events 7 in {len(relay_partitions) + 1} messages" in packed.stderr
 
 
 def test_produce_refuses_missing_topics_instead_of_auto_creating(broker: str, tmp_path: Path) -> None:

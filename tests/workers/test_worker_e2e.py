@@ -104,9 +104,11 @@ def _conflicts(got: list[dict[str, Any]]) -> list[tuple[str, int]]:
     return sorted(k for k, copies in by_key(got).items() if any(c != copies[0] for c in copies))
 
 
-def _produce_month(stack: Stack, month: Month) -> str:
+def _produce_month(stack: Stack, month: Month, *args: str) -> str:
+    """The default packs a partition's events, in file order, up to 1000 a message; the
+    restart tests pass ``--batch 5`` so there are enough messages to stop the worker between."""
     stack.produce(month.apps)
-    return stack.produce(month.events, "--batch", "500")
+    return stack.produce(month.events, *args)
 
 
 # -- 1. equivalence -----------------------------------------------------------------------------
@@ -183,7 +185,7 @@ def test_sigterm_mid_stream_and_restart_gives_the_charges_of_rate(
     worker = worker_group(stack.prefix, "e2e-term")
     worker.wait_ready()
     timer.mark("worker ready")
-    _produce_month(stack, month)
+    _produce_month(stack, month, "--batch", "5")
     timer.mark("produce")
     _stop_at(stack, worker, 0.25, "term", timer)
     _check_after_restarts(stack, month, worker, timer)
@@ -192,7 +194,7 @@ def test_sigterm_mid_stream_and_restart_gives_the_charges_of_rate(
 def test_kill_9_twice_during_a_replay_memory_store_recovers_from_changelogs(
         stack: Stack, worker_group: WorkerGroup, month: Month, timer: Timer) -> None:
     """Replay: the month is on the topics before the worker starts; kill -9 twice."""
-    _produce_month(stack, month)
+    _produce_month(stack, month, "--batch", "5")
     timer.mark("produce")
     worker = worker_group(stack.prefix, "e2e-kill")
     worker.wait_ready()
@@ -204,7 +206,7 @@ def test_kill_9_twice_during_a_replay_memory_store_recovers_from_changelogs(
 
 def test_kill_9_during_a_replay_rocksdb_store(
         stack: Stack, worker_group: WorkerGroup, month: Month, timer: Timer, tmp_path: Path) -> None:
-    _produce_month(stack, month)
+    _produce_month(stack, month, "--batch", "5")
     timer.mark("produce")
     worker = worker_group(stack.prefix, "e2e-rocks", store="rocksdb", data_dir=tmp_path / "tables")
     worker.wait_ready()
