@@ -93,7 +93,7 @@ class Biller:
     def process(self, raw: bytes) -> list[Output]:
         """One message or file line: an event, a batch of events, or a ``clock.tick``."""
         out: list[Output] = []
-        now = self.now()
+        now = to_ms(self.now())
         for part in split_message(raw):
             if isinstance(part, Rejection):
                 out.append(self._reject(part))

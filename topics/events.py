@@ -7,11 +7,13 @@ default and bounds, so a new field is a line of data. ``parse_event`` raises
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import lru_cache
+from typing import Any, TypeVar, dataclass_transform
 
 from topics.timefmt import parse_time, to_ms
 
@@ -31,7 +33,19 @@ class SchemaError(ValueError):
     """A field is missing, wrongly typed or out of range."""
 
 
-@dataclass(frozen=True, slots=True)
+_T = TypeVar("_T")
+
+
+@dataclass_transform(frozen_default=True)
+def event_class(cls: type[_T]) -> type[_T]:
+    """Frozen for the type checker, a plain slotted dataclass at run time: a frozen
+    dataclass's __init__ sets each field through object.__setattr__, about 1 µs per event
+    here (5 % of the worker's budget at 50,000 events/s). Nothing assigns to an event; mypy
+    checks that."""
+    return dataclass(slots=True)(cls)
+
+
+@event_class
 class Event:
     """Fields every usage event has; ``ms`` is the event time in epoch milliseconds."""
 
@@ -42,7 +56,7 @@ class Event:
     ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class RelayTraffic(Event):
     stream_id: str
     zone: str
@@ -53,7 +67,7 @@ class RelayTraffic(Event):
     source: str
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class RecordingEvent(Event):
     """``recording.start``, ``.heartbeat`` or ``.stop`` of one task (one channel)."""
 
@@ -66,7 +80,7 @@ class RecordingEvent(Event):
         return self.type.rsplit(".", 1)[1]
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class TranscodeUsage(Event):
     task_id: str
     kind: str
@@ -77,34 +91,34 @@ class TranscodeUsage(Event):
     trigger: str
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class ImageCount(Event):
     """``snapshot.count`` or ``moderation.count``."""
 
     count: int
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class VodStorage(Event):
     storage_class: str
     area: str
     bytes: int
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class VodTraffic(Event):
     zone: str
     bytes: int
     interval_s: int
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class ImDau(Event):
     date: str
     dau: int
 
 
-@dataclass(frozen=True, slots=True)
+@event_class
 class ImGroups(Event):
     count: int
 
@@ -122,56 +136,87 @@ UsageEvent = (
 
 
 @dataclass(frozen=True, slots=True)
+class Text:
+    """A string of 1..``max_len`` characters."""
+
+    max_len: int = 256
+
+    def check(self, value: Any) -> str:
+        if type(value) is not str or not 1 <= len(value) <= self.max_len:
+            raise SchemaError(f"expected a string of 1..{self.max_len} characters")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Int:
+    """An integer (not a boolean) in ``low..high``."""
+
+    low: int
+    high: int
+
+    def check(self, value: Any) -> int:
+        if type(value) is not int:
+            raise SchemaError("expected an integer")
+        if not self.low <= value <= self.high:
+            raise SchemaError(f"expected an integer in {self.low}..{self.high}")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Enum:
+    """One of a few strings."""
+
+    choices: frozenset[str]
+    order: tuple[str, ...]  # for the error message
+
+    def check(self, value: Any) -> str:
+        if type(value) is not str or value not in self.choices:
+            raise SchemaError(f"expected one of {', '.join(self.order)}")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Date:
+    """A calendar date YYYY-MM-DD."""
+
+    def check(self, value: Any) -> str:
+        if not isinstance(value, str) or not _DATE.match(value):
+            raise SchemaError("expected a date YYYY-MM-DD")
+        try:
+            datetime.strptime(value, "%Y-%m-%d")
+        except ValueError as exc:
+            raise SchemaError("expected a valid date YYYY-MM-DD") from exc
+        return value
+
+
+Check = Text | Int | Enum | Date
+
+
+@dataclass(frozen=True, slots=True)
 class Field:
     """One field of an event type: how to check it and its default (``REQUIRED`` if none)."""
 
-    check: Callable[[Any], Any]
+    check: Check
     default: Any = ...
 
 
 REQUIRED = ...
 
 
-def _text(max_len: int = 256) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if not isinstance(value, str) or not 1 <= len(value) <= max_len:
-            raise SchemaError(f"expected a string of 1..{max_len} characters")
-        return value
-
-    return check
+def _text(max_len: int = 256) -> Text:
+    return Text(max_len)
 
 
-def _int(low: int, high: int) -> Callable[[Any], int]:
-    def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SchemaError("expected an integer")
-        if not low <= value <= high:
-            raise SchemaError(f"expected an integer in {low}..{high}")
-        return value
-
-    return check
+def _int(low: int, high: int) -> Int:
+    return Int(low, high)
 
 
-def _enum(*choices: str) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if value not in choices:
-            raise SchemaError(f"expected one of {', '.join(choices)}")
-        return str(value)
-
-    return check
+def _enum(*choices: str) -> Enum:
+    return Enum(frozenset(choices), choices)
 
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def _date(value: Any) -> str:
-    if not isinstance(value, str) or not _DATE.match(value):
-        raise SchemaError("expected a date YYYY-MM-DD")
-    try:
-        datetime.strptime(value, "%Y-%m-%d")
-    except ValueError as exc:
-        raise SchemaError("expected a valid date YYYY-MM-DD") from exc
-    return value
+_date = Date()
 
 
 _RECORDING = {
@@ -250,42 +295,88 @@ _EVENT_ID = _text(128)
 _APP_ID = _int(1, 2**32 - 1)
 
 
+def _compile(cls: type[Event], fields: Mapping[str, Field]) -> tuple[type[Event], tuple[tuple[str, Check, Any], ...]]:
+    """A type's fields as (name, check, default) in the order of the dataclass's own fields
+    after the common ones, so ``parse_event`` can build the event positionally."""
+    own = tuple(f.name for f in dataclasses.fields(cls))[len(dataclasses.fields(Event)):]
+    if own != tuple(fields):
+        raise TypeError(f"{cls.__name__}: schema fields {tuple(fields)} differ from the class's {own}")
+    return cls, tuple((name, field.check, field.default) for name, field in fields.items())
+
+
+_COMPILED = {kind: _compile(cls, fields) for kind, (cls, fields) in SCHEMAS.items()}
+
+
+@lru_cache(maxsize=1 << 14)
+def _event_time(text: str) -> tuple[datetime, int]:
+    """Parsed once per distinct text: event times repeat (every record of a 5-minute bucket)."""
+    value = parse_time(text)
+    return value, to_ms(value)
+
+
 def parse_event(obj: Mapping[str, Any]) -> UsageEvent:
-    """Build the typed event of a decoded JSON object or raise ``SchemaError``."""
+    """Build the typed event of a decoded JSON object or raise ``SchemaError``.
+
+    The hot path of both ``vasbill rate`` and the worker: the checks of ``Int``, ``Enum``
+    and ``Text`` are applied inline (same rules as their ``check``), others are called."""
     kind = obj.get("type")
-    if not isinstance(kind, str) or kind not in SCHEMAS:
+    if type(kind) is not str or kind not in _COMPILED:
         raise SchemaError(f"unknown event type {kind!r}")
-    cls, fields = SCHEMAS[kind]
-    values: dict[str, Any] = {"type": kind}
-    for name, check in (("event_id", _EVENT_ID), ("sdk_app_id", _APP_ID)):
-        if name not in obj:
-            raise SchemaError(f"missing field {name}")
-        try:
-            values[name] = check(obj[name])
-        except SchemaError as exc:
-            raise SchemaError(f"{name}: {exc}") from None
+    cls, fields = _COMPILED[kind]
+    if "event_id" not in obj:
+        raise SchemaError("missing field event_id")
+    if "sdk_app_id" not in obj:
+        raise SchemaError("missing field sdk_app_id")
+    event_id, app_id = obj["event_id"], obj["sdk_app_id"]
+    if type(event_id) is not str or not 1 <= len(event_id) <= 128:
+        _field_error("event_id", _EVENT_ID, event_id)
+    if type(app_id) is not int or not 1 <= app_id <= 4_294_967_295:
+        _field_error("sdk_app_id", _APP_ID, app_id)
     if "time" not in obj:
         raise SchemaError("missing field time")
+    text = obj["time"]
     try:
-        values["time"] = parse_time(obj["time"])
+        when, ms = _event_time(text) if type(text) is str else _event_time.__wrapped__(text)
     except (ValueError, TypeError) as exc:
         raise SchemaError(f"time: {exc}") from None
-    values["ms"] = to_ms(values["time"])
-    for name, field in fields.items():
+    values: list[Any] = [kind, event_id, app_id, when, ms]
+    append = values.append
+    for name, check, default in fields:
         raw = obj.get(name)
         if raw is None:
-            if field.default is REQUIRED:
+            if default is REQUIRED:
                 raise SchemaError(f"missing field {name}")
-            values[name] = field.default
+            append(default)
             continue
-        try:
-            values[name] = field.check(raw)
-        except SchemaError as exc:
-            raise SchemaError(f"{name}: {exc}") from None
-    event = cls(**values)
-    if isinstance(event, TranscodeUsage):
-        _check_transcode(event)
+        rule = type(check)
+        if rule is Enum:
+            if type(raw) is not str or raw not in check.choices:  # type: ignore[union-attr]
+                _field_error(name, check, raw)
+        elif rule is Int:
+            if type(raw) is not int or not check.low <= raw <= check.high:  # type: ignore[union-attr]
+                _field_error(name, check, raw)
+        elif rule is Text:
+            if type(raw) is not str or not 1 <= len(raw) <= check.max_len:  # type: ignore[union-attr]
+                _field_error(name, check, raw)
+        else:
+            try:
+                raw = check.check(raw)
+            except SchemaError as exc:
+                raise SchemaError(f"{name}: {exc}") from None
+        append(raw)
+    event = cls(*values)
+    if kind == "transcode.usage":
+        _check_transcode(event)  # type: ignore[arg-type]
     return event  # type: ignore[return-value]
+
+
+def _field_error(name: str, check: Check, value: Any) -> None:
+    """Raise the field's own error message, prefixed with its name."""
+    try:
+        check.check(value)
+    except SchemaError as exc:
+        raise SchemaError(f"{name}: {exc}") from None
+    raise AssertionError(f"{name}: the inline check and {type(check).__name__}.check disagree on {value!r}")
 
 
 def _check_transcode(event: TranscodeUsage) -> None:

@@ -65,12 +65,13 @@ def split_message(raw: bytes) -> list[tuple[str, Any] | Rejection]:
 def check_event(
     text: str,
     obj: Any,
-    now: datetime,
+    now: datetime | int,
     *,
     apps: AppDirectory | None = None,
     not_before_ms: int | None = None,
 ) -> Outcome:
-    """Validate one decoded event object (see the module docstring for the order)."""
+    """Validate one decoded event object (see the module docstring for the order).
+    ``now`` is the wall clock, as a datetime or epoch milliseconds."""
     app_id = obj.get("sdk_app_id") if isinstance(obj, Mapping) else None
     event_id = obj.get("event_id") if isinstance(obj, Mapping) else None
 
@@ -89,7 +90,7 @@ def check_event(
         event = parse_event(obj)
     except SchemaError as exc:
         return reject(QuarantineReason.SCHEMA, str(exc))
-    if event.ms > to_ms(now) + FUTURE_TOLERANCE_MS:
+    if event.ms > (now if isinstance(now, int) else to_ms(now)) + FUTURE_TOLERANCE_MS:
         return reject(QuarantineReason.FUTURE, "event time over 10 min ahead of wall-clock time")
     if apps is not None:
         config = apps.at(event.sdk_app_id, event.ms)

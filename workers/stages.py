@@ -103,7 +103,7 @@ class Stage1:
         open_key = _key("open", self.topic, partition)
         opened: dict[str, list[Any]] = kv.get(open_key) or {}
         apps = self.apps()
-        now = self.now()
+        now = to_ms(self.now())
         for raw, header in messages:
             stamp = clockstamp.decode(header)
             for i, part in enumerate(split_message(raw)):
@@ -165,8 +165,10 @@ class Stage1:
     # -- clock -------------------------------------------------------------------------------
 
     def _clock(self, clock: dict[str, Any]) -> int | None:
-        values = [v for v in (clock["wm"] if self.event_clock else None, clock["tick"]) if v is not None]
-        return max(values) if values else None
+        tick = clock["tick"]
+        if not self.event_clock or clock["wm"] is None:
+            return tick  # type: ignore[no-any-return]
+        return clock["wm"] if tick is None or clock["wm"] > tick else tick  # type: ignore[no-any-return]
 
     def _tick(self, obj: Mapping[str, Any], clock: dict[str, Any]) -> None:
         """A fanned-out ``clock.tick``: ``ms`` (or null) and ``final``. A final tick without a
