@@ -232,6 +232,7 @@ class AppDirectory:
     def __init__(self, configs: Iterable[AppConfig] = ()) -> None:
         self._versions: dict[int, list[AppConfig]] = {}
         self._starts: dict[int, list[int]] = {}
+        self._last: dict[int, tuple[int, int, AppConfig]] = {}  # app -> [low, high) of its last lookup
         self._accounts: dict[str, list[int]] | None = None
         for config in configs:
             self.add(config)
@@ -246,6 +247,7 @@ class AppDirectory:
         versions.sort(key=lambda v: v.effective_ms)
         self._versions[config.sdk_app_id] = versions
         self._starts[config.sdk_app_id] = [v.effective_ms for v in versions]
+        self._last.pop(config.sdk_app_id, None)
         self._accounts = None
 
     def __contains__(self, sdk_app_id: object) -> bool:
@@ -262,11 +264,18 @@ class AppDirectory:
 
     def at(self, sdk_app_id: int, ms: int) -> AppConfig | None:
         """The version in effect at ``ms`` (the first version for earlier times)."""
+        span = self._last.get(sdk_app_id)  # called twice per event, mostly for the same version
+        if span is not None and span[0] <= ms < span[1]:
+            return span[2]
         versions = self._versions.get(sdk_app_id)
         if not versions:
             return None
-        index = bisect_right(self._starts[sdk_app_id], ms) - 1
-        return versions[max(index, 0)]
+        starts = self._starts[sdk_app_id]
+        index = max(bisect_right(starts, ms) - 1, 0)
+        low = starts[index] if index else -(2**63)
+        high = starts[index + 1] if index + 1 < len(starts) else 2**63
+        self._last[sdk_app_id] = (low, high, versions[index])
+        return versions[index]
 
     def relay_mode(self, sdk_app_id: int, day_start: datetime) -> str:
         """Relay billing mode of a Beijing day, by the next-day rule (module docstring)."""

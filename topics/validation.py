@@ -72,36 +72,37 @@ def check_event(
 ) -> Outcome:
     """Validate one decoded event object (see the module docstring for the order).
     ``now`` is the wall clock, as a datetime or epoch milliseconds."""
-    app_id = obj.get("sdk_app_id") if isinstance(obj, Mapping) else None
-    event_id = obj.get("event_id") if isinstance(obj, Mapping) else None
-
-    def reject(reason: QuarantineReason, detail: str) -> Rejection:
-        return Rejection(
-            reason,
-            detail,
-            text,
-            app_id if isinstance(app_id, int) and not isinstance(app_id, bool) else None,
-            event_id if isinstance(event_id, str) else None,
-        )
-
-    if not isinstance(obj, Mapping):
-        return reject(QuarantineReason.SCHEMA, "an event must be a JSON object")
+    if type(obj) is not dict and not isinstance(obj, Mapping):
+        return _reject(QuarantineReason.SCHEMA, "an event must be a JSON object", text, obj)
     try:
         event = parse_event(obj)
     except SchemaError as exc:
-        return reject(QuarantineReason.SCHEMA, str(exc))
+        return _reject(QuarantineReason.SCHEMA, str(exc), text, obj)
     if event.ms > (now if isinstance(now, int) else to_ms(now)) + FUTURE_TOLERANCE_MS:
-        return reject(QuarantineReason.FUTURE, "event time over 10 min ahead of wall-clock time")
+        return _reject(QuarantineReason.FUTURE, "event time over 10 min ahead of wall-clock time", text, obj)
     if apps is not None:
         config = apps.at(event.sdk_app_id, event.ms)
         if config is None:
-            return reject(QuarantineReason.UNKNOWN_APP, "no config for sdk_app_id")
+            return _reject(QuarantineReason.UNKNOWN_APP, "no config for sdk_app_id", text, obj)
         service = SERVICE_OF_TYPE[event.type]
         if not config.enabled(service):
-            return reject(QuarantineReason.SERVICE_DISABLED, f"service {service} not enabled")
+            return _reject(QuarantineReason.SERVICE_DISABLED, f"service {service} not enabled", text, obj)
     if not_before_ms is not None and event.ms < not_before_ms:
-        return reject(QuarantineReason.TOO_LATE, "event older than the lateness horizon")
+        return _reject(QuarantineReason.TOO_LATE, "event older than the lateness horizon", text, obj)
     return event
+
+
+def _reject(reason: QuarantineReason, detail: str, text: str, obj: Any) -> Rejection:
+    """A rejection naming the event's app and id where the object has usable ones."""
+    app_id = obj.get("sdk_app_id") if isinstance(obj, Mapping) else None
+    event_id = obj.get("event_id") if isinstance(obj, Mapping) else None
+    return Rejection(
+        reason,
+        detail,
+        text,
+        app_id if isinstance(app_id, int) and not isinstance(app_id, bool) else None,
+        event_id if isinstance(event_id, str) else None,
+    )
 
 
 def validate(

@@ -93,4 +93,8 @@ def run_worker(settings: Any, loglevel: str = "warning") -> None:
     logging.getLogger("faust").setLevel(loglevel.upper())
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    # No terminal spinner: to spin on every log record it sets the root logger to DEBUG, so
+    # every debug record of aiokafka is built (3 % of the worker's time), and it writes
+    # terminal escape codes into log files.
+    worker.spinner = None
     worker.execute_from_commandline()

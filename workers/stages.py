@@ -91,6 +91,7 @@ class Stage1:
         self.provisional_every_s = provisional_every_s
         self._dirty: dict[int, set[str]] = {}  # partition -> open app-periods changed since sent
         self._sent_at: dict[int, float] = {}
+        self._keys: dict[tuple[Any, ...], str] = {}
         self.grace_day_ms = settings.grace_day_s * 1000
         self.grace_month_ms = settings.grace_month_s * 1000
         self.horizon_ms = settings.horizon_s * 1000
@@ -216,7 +217,7 @@ class Stage1:
         account = config.account_id
         meter = METER_OF_TYPE[event.type]
         period = meter.period_of(event)
-        skey = _key("st", meter.family, period.key if period else "", account, event.sdk_app_id)
+        skey = self._memo(("st", meter.family, period.key if period else "", account, event.sdk_app_id))
         value = kv.get(skey) or {"state": meter.initial(), "ids": {}}
         if event.event_id in value["ids"]:
             out.events[(event.type, "duplicate")] += 1
@@ -224,7 +225,7 @@ class Stage1:
         value["ids"][event.event_id] = event.ms
         late: list[str] = []
         for touched in meter.fold(value["state"], event):
-            unit = _key(meter.family, touched.kind, touched.key, account, event.sdk_app_id)
+            unit = self._memo((meter.family, touched.kind, touched.key, account, event.sdk_app_id))
             if unit in opened:
                 out.touched_open.add(unit)
                 continue
@@ -240,6 +241,15 @@ class Stage1:
         out.events[(event.type, "accepted")] += 1
         out.late_events += bool(late)
         return late
+
+    def _memo(self, parts: tuple[Any, ...]) -> str:
+        """``_key`` of parts met before: two keys per event, mostly the same few."""
+        found = self._keys.get(parts)
+        if found is None:
+            if len(self._keys) >= 65_536:
+                self._keys.clear()
+            found = self._keys[parts] = _key(*parts)
+        return found
 
     def _close_due(self, clock: dict[str, Any], opened: dict[str, list[Any]], kv: BatchKV,
                    out: Stage1Output) -> None:
