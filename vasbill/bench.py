@@ -209,26 +209,34 @@ def histogram_delta(before: Metrics | None, after: Metrics | None, name: str) ->
 # -- state bytes ------------------------------------------------------------------------------
 
 def rate_state_bytes(biller: Any, apps: Any) -> dict[str, float]:
-    """Bytes of the meter states ``vasbill rate`` keeps (orjson, as stored), per account,
-    and of the dedupe ids (``{event_id: ms}``, as the worker keeps them with each state)."""
-    states: dict[str, int] = {}
+    """Bytes of the meter states ``vasbill rate`` keeps, per account: as JSON and as the
+    worker stores them (``workers.kv.encode_value``, one value per app and period); and of
+    the dedupe ids (``{event_id: ms}`` per app, encoded the same way)."""
+    from workers.kv import encode_value
+
+    json_bytes: dict[str, int] = {}
+    stored: dict[str, int] = {}
     for (_family, _period, account), by_app in biller.states.items():
         for state in by_app.values():
-            states[account] = states.get(account, 0) + len(orjson.dumps(state))
-    ids: dict[str, dict[str, int]] = {}
+            json_bytes[account] = json_bytes.get(account, 0) + len(orjson.dumps(state))
+            stored[account] = stored.get(account, 0) + len(encode_value(state))
+    ids: dict[str, dict[int, dict[str, int]]] = {}
     for (app_id, event_id), ms in biller.dedupe.seen.items():
         config = apps.at(app_id, ms)
         account = config.account_id if config else "?"
-        ids.setdefault(account, {})[event_id] = ms
-    dedupe = {account: len(orjson.dumps(entries)) for account, entries in ids.items()}
-    accounts = sorted(set(states) | set(dedupe))
+        ids.setdefault(account, {}).setdefault(app_id, {})[event_id] = ms
+    dedupe = {account: sum(len(encode_value(entries)) for entries in by_app.values())
+              for account, by_app in ids.items()}
+    accounts = sorted(set(stored) | set(dedupe))
     n = max(len(accounts), 1)
     return {
         "accounts": len(accounts),
-        "meter_states_per_account": sum(states.values()) / n,
-        "meter_states_max": max(states.values(), default=0),
+        "meter_states_json_per_account": sum(json_bytes.values()) / n,
+        "meter_states_per_account": sum(stored.values()) / n,
+        "meter_states_max": max(stored.values(), default=0),
         "dedupe_ids_per_account": sum(dedupe.values()) / n,
-        "with_dedupe_per_account": (sum(states.values()) + sum(dedupe.values())) / n,
+        "dedupe_ids_count_per_account": sum(len(e) for by_app in ids.values() for e in by_app.values()) / n,
+        "with_dedupe_per_account": (sum(stored.values()) + sum(dedupe.values())) / n,
     }
 
 
@@ -431,9 +439,9 @@ def render(results: dict[str, Any], console: Any) -> None:
         table.add_row("(d) event-to-state latency p50/p99", latency.get("note", "n/a"), "")
     table.add_row("(e) worker peak RSS (VmHWM)", _mib(results.get("worker_peak_rss_bytes")), "memory store")
     table.add_row("(f) state per account-month", _kib(state["meter_states_per_account"]),
-                  "meter states of vasbill rate (orjson)")
-    table.add_row("    with dedupe ids", _kib(state["with_dedupe_per_account"]),
-                  "as the worker stores them (ids next to each state)")
+                  f"meter states as stored (encoded; {_kib(state['meter_states_json_per_account'])} as JSON)")
+    table.add_row("    dedupe ids per account-month", _kib(state["dedupe_ids_per_account"]),
+                  f"{state['dedupe_ids_count_per_account']:,.0f} ids, encoded; kept next to each state")
     if tables:
         table.add_row("    worker tables per account", _kib(tables["per_account"]),
                       f"latest changelog values; {tables['keys']:,} keys, {_kib(tables['shared'])} not per account")
