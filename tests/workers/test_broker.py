@@ -210,6 +210,10 @@ def test_produce_routes_keys_and_batches(broker: str, tmp_path: Path) -> None:
     relay_partitions = {partition_of(b"acct-1", 2), partition_of(str(APP_B).encode(), 2)}
     packed = cli("produce", str(path), "--broker", broker, "--prefix", "pr.")
     assert packed.exit_code == 0 and f"usage events 7 in {len(relay_partitions) + 1} messages" in packed.stderr
+    # stdin (a live pipe): one event a message unless --batch says otherwise
+    piped = CliRunner().invoke(main, ["produce", "-", "--broker", broker, "--prefix", "pr."],
+                               input=path.read_text(), catch_exceptions=False)
+    assert piped.exit_code == 0 and "usage events 7 in 7 messages" in piped.stderr
 
 
 def test_produce_refuses_missing_topics_instead_of_auto_creating(broker: str, tmp_path: Path) -> None:
