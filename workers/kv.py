@@ -24,7 +24,7 @@ _MISSING = object()
 PACKED = b"\x02"
 PACK_FROM_BYTES = 256
 MIN_ARRAY = 32          # shorter integer lists stay in the JSON
-_SLOT = "\x00a"         # placeholder {"\x00a": length} for an array in the skeleton
+_SLOT = "\x00a"         # {"\x00a": length}: an array; {"\x00a": [v]}: a value's own {"\x00a": v}
 _INT64 = (-(2**63), 2**63 - 1)
 
 
@@ -36,7 +36,7 @@ def encode_value(value: Any) -> bytes:
     arrays: list[list[int]] = []
     skeleton = orjson.dumps(_take_arrays(value, arrays))
     if not arrays and len(skeleton) < PACK_FROM_BYTES:
-        return skeleton
+        return skeleton if b'"\\u0000a"' not in skeleton else orjson.dumps(value)  # unescaped
     blob = b"".join(_shuffled(numbers) for numbers in arrays)
     return PACKED + zlib.compress(len(skeleton).to_bytes(4, "little") + skeleton + blob, 6)
 
@@ -50,50 +50,49 @@ def decode_value(data: bytes) -> Any:
     return _put_arrays(skeleton, memoryview(payload)[4 + size:], [0])
 
 
+def _is_array(node: list[Any]) -> bool:
+    return (len(node) >= MIN_ARRAY and type(node[0]) is int
+            and all(type(x) is int and _INT64[0] <= x <= _INT64[1] for x in node))
+
+
+def _children(node: Any) -> Any:
+    return node.items() if type(node) is dict else enumerate(node)
+
+
 def _take_arrays(node: Any, arrays: list[list[int]]) -> Any:
     """``node`` with its long int64 lists replaced by slots (copies only what changes)."""
     kind = type(node)
-    if kind is dict:
-        changed = None
-        for key, item in node.items():
-            if type(item) is dict or type(item) is list:
-                new = _take_arrays(item, arrays)
-                if new is not item:
-                    changed = changed if changed is not None else dict(node)
-                    changed[key] = new
-        return node if changed is None else changed
-    if kind is list:
-        if (len(node) >= MIN_ARRAY and type(node[0]) is int
-                and all(type(x) is int and _INT64[0] <= x <= _INT64[1] for x in node)):
-            arrays.append(node)
-            return {_SLOT: len(node)}
-        copy = None
-        for i, item in enumerate(node):
-            if type(item) is dict or type(item) is list:
-                new = _take_arrays(item, arrays)
-                if new is not item:
-                    copy = copy if copy is not None else list(node)
-                    copy[i] = new
-        return node if copy is None else copy
-    return node
+    if kind is list and _is_array(node):
+        arrays.append(node)
+        return {_SLOT: len(node)}
+    if kind is not dict and kind is not list:
+        return node
+    if kind is dict and len(node) == 1 and _SLOT in node:  # escaped, so it cannot pass for a slot
+        return {_SLOT: [_take_arrays(node[_SLOT], arrays)]}
+    copy = None
+    for key, item in _children(node):
+        if type(item) is dict or type(item) is list:
+            new = _take_arrays(item, arrays)
+            if new is not item:
+                copy = copy if copy is not None else kind(node)
+                copy[key] = new
+    return node if copy is None else copy
 
 
 def _put_arrays(node: Any, blob: memoryview, at: list[int]) -> Any:
     """Replace slots by their arrays, in place (the skeleton is a fresh object). Arrays are
     met in the order they were taken (dicts keep insertion order)."""
-    if type(node) is dict:
-        if len(node) == 1 and _SLOT in node:
-            length = node[_SLOT]
-            start = at[0]
-            at[0] = start + 8 * length
-            return _unshuffled(blob[start:at[0]], length)
-        for key, item in node.items():
+    if type(node) is dict and len(node) == 1 and _SLOT in node:
+        length = node[_SLOT]
+        if type(length) is list:
+            return {_SLOT: _put_arrays(length[0], blob, at)}
+        start = at[0]
+        at[0] = start + 8 * length
+        return _unshuffled(blob[start:at[0]], length)
+    if type(node) is dict or type(node) is list:
+        for key, item in _children(node):
             if type(item) is dict or type(item) is list:
                 node[key] = _put_arrays(item, blob, at)
-    elif type(node) is list:
-        for i, item in enumerate(node):
-            if type(item) is dict or type(item) is list:
-                node[i] = _put_arrays(item, blob, at)
     return node
 
 

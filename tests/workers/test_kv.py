@@ -42,6 +42,11 @@ def test_long_integer_lists_are_packed_and_come_back_with_their_types(numbers: l
     assert all(type(x) is int for x in back["buckets"]["mainland"])
 
 
+def test_a_value_that_looks_like_an_array_slot_is_kept_as_it_is() -> None:
+    for value in ({"\x00a": 3}, {"x": [{"\x00a": 0}] * 40, "y": {"\x00a": {"\x00a": list(range(50))}}}):
+        assert decode_value(encode_value(value)) == value
+
+
 def test_values_written_as_plain_json_before_the_encoding_still_read() -> None:
     old = {"state": {"total": 5}, "ids": {"e1": 1}}
     store = {"k": orjson.dumps(old)}
