@@ -263,6 +263,7 @@ def test_two_workers_share_the_partitions_and_give_the_charges_of_rate(
 # -- 4. quarantine ------------------------------------------------------------------------------
 
 Q_APP, Q_ACCOUNT, Q_UNKNOWN = 1400000101, "acct-quarantine", 1400000999
+Q_NEW, Q_NEW_ACCOUNT = 1400000102, "acct-quarantine-new"
 
 
 def _bj(moment: datetime) -> str:
@@ -298,7 +299,11 @@ def test_every_quarantine_reason_arrives_with_its_payload_and_duplicates_do_not(
         "too_late": orjson.dumps(relay("q-late", recent - timedelta(days=45))),
     }
     assert len(rejected["too_large"]) > 64 * 1024
-    lines = [orjson.dumps(ok), orjson.dumps(ok), *rejected.values(), orjson.dumps(ok)]  # ok twice more: duplicates
+    # an app whose config comes in the same file just before its first event: the worker may
+    # meet the event before its config reader has the config; it must read again, not quarantine
+    new_app = {**config, "sdk_app_id": Q_NEW, "account_id": Q_NEW_ACCOUNT}
+    lines = [orjson.dumps(new_app), orjson.dumps(relay("q-new", recent, app=Q_NEW))]
+    lines += [orjson.dumps(ok), orjson.dumps(ok), *rejected.values(), orjson.dumps(ok)]  # ok twice more: duplicates
     events = tmp_path / "events.jsonl"
     events.write_bytes(b"\n".join(lines) + b"\n")
 
@@ -309,7 +314,8 @@ def test_every_quarantine_reason_arrives_with_its_payload_and_duplicates_do_not(
     stack.produce(events, "--batch", "10")
     stack.tick("--final")
     # the final tick reaches the partitions after the events: once the charge is out, all is done
-    got = stack.wait_for_charges(keys={(f"css/relay.traffic/{Q_ACCOUNT}/{recent.date()}", 1)}, timeout=60,
+    got = stack.wait_for_charges(keys={(f"css/relay.traffic/{account}/{recent.date()}", 1)
+                                       for account in (Q_ACCOUNT, Q_NEW_ACCOUNT)}, timeout=60,
                                  alive=(worker,), on_fail=worker.log_tail)
     timer.mark("charge")
 
@@ -330,8 +336,10 @@ def test_every_quarantine_reason_arrives_with_its_payload_and_duplicates_do_not(
             assert key == str(want).encode() and doc["sdk_app_id"] == want, (reason, key, doc["sdk_app_id"])
             assert doc["event_id"] == json.loads(rejected[reason])["event_id"]
 
-    (charge,) = got  # the accepted event once: its two duplicates are neither charged nor quarantined
-    assert charge["lines"][0]["quantity"] == "10" and Decimal(charge["amount"]) == Decimal("2.6"), charge
+    # the accepted event once (its two duplicates are neither charged nor quarantined), and the new app's
+    assert sorted(c["account_id"] for c in got) == sorted([Q_ACCOUNT, Q_NEW_ACCOUNT]), got
+    for charge in got:
+        assert charge["lines"][0]["quantity"] == "10" and Decimal(charge["amount"]) == Decimal("2.6"), charge
     timer.note(f"{len(records)} quarantined")
 
 
