@@ -41,7 +41,7 @@ from workers.compat import (
 )
 from workers.configs import ConfigReader
 from workers.kafka_io import ssl_context
-from workers.kv import BatchKV
+from workers.kv import MAX_VALUE_BYTES, BatchKV
 from workers.metrics import Metrics
 from workers.settings import WorkerSettings
 from workers.stages import Stage1, Stage2
@@ -217,10 +217,10 @@ class VasbillWorker:
                 done, sends = [], []
                 for partition, group in _by_partition(events).items():
                     messages = [(e.value, header(e)) for e in group]
-                    kv = BatchKV(TableStore(table))
+                    kv = BatchKV(TableStore(table), MAX_VALUE_BYTES)
                     out = stage.process(partition, messages, kv)
                     if await self._learned_apps(out.quarantine):  # nothing written yet: run it again
-                        kv = BatchKV(TableStore(table))
+                        kv = BatchKV(TableStore(table), MAX_VALUE_BYTES)
                         out = stage.process(partition, messages, kv)
                     for rejection in out.quarantine:
                         key = str(rejection.sdk_app_id).encode() if rejection.sdk_app_id else b""
@@ -261,7 +261,7 @@ class VasbillWorker:
             await self.configs.synced.wait()
             done, sends = [], []
             for partition, group in _by_partition(events).items():
-                kv = BatchKV(TableStore(self.table2))
+                kv = BatchKV(TableStore(self.table2), MAX_VALUE_BYTES)
                 out = self.stage2.process(partition, [e.value for e in group], kv)
                 for charge in out.charges:
                     sends.append(await self.billing[charge.product].send(

@@ -16,7 +16,18 @@ from typing import Any
 
 import orjson
 
+from topics.reasons import VasbillError
+
 _MISSING = object()
+
+#: A table value is one changelog message: Kafka's default limit (``message.max.bytes``,
+#: 1,048,588) less room for the key and the record overhead.
+MAX_VALUE_BYTES = 1_000_000
+
+
+class ValueTooLarge(VasbillError):
+    """A table value would not fit in one Kafka message. Stopping is the exact answer: the
+    state it holds could not be saved, so nothing after it may be committed."""
 
 #: Stored values: plain JSON when small; else this byte, then zlib of (skeleton length as 4
 #: bytes, the JSON skeleton, the packed integer arrays). A JSON text never starts with it,
@@ -116,8 +127,9 @@ def _unshuffled(planes: memoryview, length: int) -> list[int]:
 
 
 class BatchKV:
-    def __init__(self, store: MutableMapping[str, bytes]) -> None:
+    def __init__(self, store: MutableMapping[str, bytes], max_value_bytes: int | None = None) -> None:
         self.store = store
+        self.max_value_bytes = max_value_bytes
         self.cache: dict[str, Any] = {}
         self.dirty: set[str] = set()
         self.deleted: set[str] = set()
@@ -142,8 +154,16 @@ class BatchKV:
 
     def flush(self) -> int:
         """Write changed keys back; returns how many keys were written."""
-        for key in self.dirty:
-            self.store[key] = encode_value(self.cache[key])
+        encoded = {key: encode_value(self.cache[key]) for key in self.dirty}
+        if self.max_value_bytes is not None:
+            for key, data in encoded.items():
+                if len(data) > self.max_value_bytes:
+                    raise ValueTooLarge(
+                        f"table value {key} is {len(data):,} bytes, over the {self.max_value_bytes:,}-byte limit "
+                        "of one Kafka message; its dedupe ids are too many for one app in one period "
+                        "(README: Performance and state size, Value size)")
+        for key, data in encoded.items():
+            self.store[key] = data
         for key in self.deleted:
             if key in self.store:
                 del self.store[key]

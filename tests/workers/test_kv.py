@@ -4,16 +4,18 @@ size a day of relay buckets takes."""
 from __future__ import annotations
 
 import random
+import re
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rating.meters import METERS
 from tests.fixtures.factories import relay
 from topics.events import parse_event
-from workers.kv import PACKED, BatchKV, decode_value, encode_value
+from workers.kv import PACKED, BatchKV, ValueTooLarge, decode_value, encode_value
 
 #: what orjson can write: integers from -2**63 to 2**64 - 1
 json_values = st.recursive(
@@ -66,3 +68,14 @@ def test_a_day_of_relay_buckets_is_stored_in_about_a_third_of_its_json() -> None
     stored = len(encode_value(state))
     assert decode_value(encode_value(state)) == state
     assert stored < 0.45 * as_json, (stored, as_json)
+
+
+def test_a_value_over_the_message_limit_stops_the_batch_before_anything_is_written() -> None:
+    store: dict[str, bytes] = {}
+    kv = BatchKV(store, max_value_bytes=2_000)
+    kv.put("small", {"a": 1})
+    key = '["st","relay","2026-08-01","acct-1",1400000001]'
+    kv.put(key, {"ids": {f"{i:x}-{i * 7919 % 10007}": i for i in range(5000)}})
+    with pytest.raises(ValueTooLarge, match=re.escape(f"table value {key} is ") + r"[\d,]+ bytes, over the 2,000-byte"):
+        kv.flush()
+    assert store == {}  # not even the small one: the batch's state is written whole or not at all
