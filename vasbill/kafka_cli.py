@@ -15,6 +15,7 @@ import functools
 import logging
 import os
 import signal
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -201,11 +202,21 @@ def topics_create(kafka: KafkaSettings, prefix: str, partitions: int, replicatio
 
 # -- vasbill produce ---------------------------------------------------------------------------
 
+def _is_live(stream: Any) -> bool:
+    """A pipe or terminal (data comes as it is written), not a regular file or an in-memory buffer."""
+    try:
+        return not stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is both OSError and ValueError
+        return False
+
+
 @click.command("produce")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
-@click.option("--batch", type=click.IntRange(1, MAX_BATCH_EVENTS), default=None,
-              help="Pack up to N events bound for one partition, in file order, into one JSON-array message "
-                   f"[default: {MAX_BATCH_EVENTS} for a file, 1 for stdin, so a live pipe is never held back].")
+@click.option("--batch", type=click.IntRange(1, MAX_BATCH_EVENTS), default=MAX_BATCH_EVENTS, show_default=True,
+              help="Pack up to N events bound for one partition, in file order, into one JSON-array message. "
+                   "From a pipe, what is pending goes out whenever no line has come for --linger.")
+@click.option("--linger", type=click.FloatRange(min=0.001), default=0.1, show_default=True, metavar="SECONDS",
+              help="FILE '-' read from a pipe or terminal: send the pending batches after this long without input.")
 @click.option("--default-topic", default="usage.relay", show_default=True,
               help="Topic (without the prefix) for lines that cannot be routed (invalid JSON, unknown type, "
                    "config without sdk_app_id): the worker quarantines them with their reason.")
@@ -215,7 +226,7 @@ def topics_create(kafka: KafkaSettings, prefix: str, partitions: int, replicatio
               help="account: an app's events go to its account's partition (exact replays of late events); "
                    "app: the default partitioner on the sdk_app_id key.")
 @kafka_options
-def produce_command(file: str, batch: int | None, default_topic: str, progress: bool | None,
+def produce_command(file: str, batch: int, linger: float, default_topic: str, progress: bool | None,
                     partition_by: str, kafka: KafkaSettings, prefix: str) -> None:
     """Send JSON Lines from FILE ('-' = stdin) to their topics.
 
@@ -241,10 +252,10 @@ def produce_command(file: str, batch: int | None, default_topic: str, progress: 
     stream = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
     try:
         with _failures(), bar:
-            if batch is None:
-                batch = 1 if file == "-" else MAX_BATCH_EVENTS
+            live = file == "-" and _is_live(stream)
             report = produce_lines(kafka, names, stream, batch=batch, default_topic=names(default_topic),
-                                   progress=on_progress, partition_by=partition_by)
+                                   progress=on_progress, partition_by=partition_by,
+                                   linger_s=linger if live else None)
     finally:
         if file != "-":
             stream.close()

@@ -24,10 +24,10 @@ import ssl
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -652,13 +652,18 @@ class ProduceReport:
 ProgressCallback = Callable[[int, PackStats], None]
 
 
-def produce_lines(settings: KafkaSettings, names: TopicNames, lines: Iterable[bytes], *, batch: int = 1,
+def produce_lines(settings: KafkaSettings, names: TopicNames, lines: Iterable[bytes] | BinaryIO, *, batch: int = 1,
                   default_topic: str | None = None, progress: ProgressCallback | None = None,
-                  progress_every: int = 2000, partition_by: str = "account") -> ProduceReport:
+                  progress_every: int = 2000, partition_by: str = "account",
+                  linger_s: float | None = None) -> ProduceReport:
     """Send JSON Lines (bytes, one per item) to their topics; see ``EventPacker``.
     ``progress(bytes_read, stats)`` is called every ``progress_every`` lines and at the end.
     The app configs already on ``config.apps`` are read first: the replay clock and the
-    account partitioning need them."""
+    account partitioning need them.
+
+    With ``linger_s``, ``lines`` is a pipe (a live stream such as stdin): it is read as data
+    comes, and the pending batches go out whenever no new line has come for ``linger_s``,
+    so packing never holds a live event back longer than that."""
     apps = AppDirectory()
     for record in read_records(settings, [names(CONFIG_TOPIC)]):
         with contextlib.suppress(orjson.JSONDecodeError, ConfigError, TypeError):
@@ -668,21 +673,59 @@ def produce_lines(settings: KafkaSettings, names: TopicNames, lines: Iterable[by
         return EventPacker(names, partitions=partitions, batch=batch, default_topic=default_topic, apps=apps,
                            partition_by=partition_by)
 
-    return asyncio.run(_produce(settings, packer_for, lines, progress, progress_every))
+    if linger_s is not None:
+        return asyncio.run(_produce(settings, packer_for, _piped(lines, linger_s), progress, progress_every))
+    return asyncio.run(_produce(settings, packer_for, _all_at_once(lines), progress, progress_every))
+
+
+async def _all_at_once(lines: Iterable[bytes]) -> AsyncIterator[list[bytes] | None]:
+    for line in lines:
+        yield [line]
+
+
+async def _piped(pipe: Any, linger_s: float) -> AsyncIterator[list[bytes] | None]:
+    """The lines of a pipe as they arrive; None after each ``linger_s`` without data."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    rest = b""
+    try:
+        while True:
+            try:
+                chunk = await asyncio.wait_for(reader.read(1 << 16), linger_s)
+            except TimeoutError:
+                yield None
+                continue
+            if not chunk:
+                if rest:
+                    yield [rest]
+                return
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            yield lines
+    finally:
+        transport.close()
 
 
 async def _produce(settings: KafkaSettings, packer_for: Callable[[Mapping[str, int]], EventPacker],
-                   lines: Iterable[bytes], progress: ProgressCallback | None, progress_every: int) -> ProduceReport:
+                   chunks: AsyncIterator[list[bytes] | None], progress: ProgressCallback | None,
+                   progress_every: int) -> ProduceReport:
     started = time.monotonic()
-    read = 0
+    read = count = 0
     async with KafkaSender(settings) as sender:
         packer = packer_for(sender.partition_counts())
-        for count, line in enumerate(lines, 1):
-            read += len(line)
-            for message in packer.add(line):
-                await sender.send(message)
-            if progress and count % progress_every == 0:
-                progress(read, packer.stats)
+        async for chunk in chunks:
+            if chunk is None:  # a live stream paused: nothing pending waits longer
+                for message in packer.flush():
+                    await sender.send(message)
+                continue
+            for line in chunk:
+                count += 1
+                read += len(line)
+                for message in packer.add(line):
+                    await sender.send(message)
+                if progress and count % progress_every == 0:
+                    progress(read, packer.stats)
         for message in packer.flush():
             await sender.send(message)
     if progress:

@@ -210,10 +210,47 @@ def test_produce_routes_keys_and_batches(broker: str, tmp_path: Path) -> None:
     relay_partitions = {partition_of(b"acct-1", 2), partition_of(str(APP_B).encode(), 2)}
     packed = cli("produce", str(path), "--broker", broker, "--prefix", "pr.")
     assert packed.exit_code == 0 and f"usage events 7 in {len(relay_partitions) + 1} messages" in packed.stderr
-    # stdin (a live pipe): one event a message unless --batch says otherwise
+    # stdin that is not a pipe (here an in-memory buffer) is read like a file
     piped = CliRunner().invoke(main, ["produce", "-", "--broker", broker, "--prefix", "pr."],
                                input=path.read_text(), catch_exceptions=False)
-    assert piped.exit_code == 0 and "usage events 7 in 7 messages" in piped.stderr
+    assert piped.exit_code == 0 and f"usage events 7 in {len(relay_partitions) + 1} messages" in piped.stderr
+
+
+def test_produce_from_a_pipe_sends_what_is_pending_when_the_input_pauses(broker: str) -> None:
+    """A live pipe: events are packed, yet none waits for more input longer than --linger."""
+    create(broker, "lv.", partitions=1)
+    config = {"sdk_app_id": APP_A, "account_id": "acct-1", "effective_from": "2026-08-01T00:00:00+08:00"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vasbill", "produce", "-", "--broker", broker, "--prefix", "lv.", "--no-progress",
+         "--linger", "0.2"], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdin is not None
+
+    def relay_values(expected: int) -> list[list[str]]:
+        deadline = time.monotonic() + 30
+        while True:
+            found = records_by_topic(broker, TopicNames("lv."))["lv.usage.relay"]
+            if sum(len(orjson.loads(r.value)) if r.value.startswith(b"[") else 1 for r in found) >= expected:
+                return [[e["event_id"] for e in orjson.loads(r.value)] for r in found]
+            assert process.poll() is None, "produce exited before its input ended"
+            assert time.monotonic() < deadline, f"only {found} after 30 s"
+            time.sleep(0.2)
+
+    try:
+        process.stdin.write(b"\n".join(json.dumps(d).encode() for d in [config, *[event(i, APP_A) for i in range(3)]]))
+        process.stdin.write(b"\n")
+        process.stdin.flush()
+        assert relay_values(3) == [["e0", "e1", "e2"]]  # one message, sent while stdin is still open
+        process.stdin.write(b"\n".join(json.dumps(event(i, APP_A)).encode() for i in (3, 4)) + b"\n")
+        process.stdin.flush()
+        assert relay_values(5) == [["e0", "e1", "e2"], ["e3", "e4"]]
+    finally:
+        process.stdin.close()
+        process.wait(timeout=30)
+        assert process.stderr is not None
+        err = process.stderr.read()
+        process.stderr.close()
+    assert process.returncode == 0, err
+    assert b"usage events 5 in 2 messages, app configs 1" in err
 
 
 def test_produce_refuses_missing_topics_instead_of_auto_creating(broker: str, tmp_path: Path) -> None:
