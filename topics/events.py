@@ -203,14 +203,6 @@ class Field:
 REQUIRED = ...
 
 
-def _text(max_len: int = 256) -> Text:
-    return Text(max_len)
-
-
-def _int(low: int, high: int) -> Int:
-    return Int(low, high)
-
-
 def _enum(*choices: str) -> Enum:
     return Enum(frozenset(choices), choices)
 
@@ -220,21 +212,21 @@ _date = Date()
 
 
 _RECORDING = {
-    "task_id": Field(_text()),
-    "stream_id": Field(_text()),
+    "task_id": Field(Text()),
+    "stream_id": Field(Text()),
     "format": Field(_enum(*RECORDING_FORMATS)),
 }
-_IMAGES = {"count": Field(_int(0, MAX_COUNT))}
+_IMAGES = {"count": Field(Int(0, MAX_COUNT))}
 
 # type -> (class, fields beyond the common ones)
 SCHEMAS: Mapping[str, tuple[type[Event], Mapping[str, Field]]] = {
     "relay.traffic": (
         RelayTraffic,
         {
-            "stream_id": Field(_text()),
+            "stream_id": Field(Text()),
             "zone": Field(_enum(*ZONES)),
-            "bytes": Field(_int(0, MAX_BYTES)),
-            "interval_s": Field(_int(1, 300), 300),
+            "bytes": Field(Int(0, MAX_BYTES)),
+            "interval_s": Field(Int(1, 300), 300),
             "direction": Field(_enum("down", "up"), "down"),
             "product": Field(_enum("standard", "leb"), "standard"),
             "source": Field(_enum("viewer", "recording"), "viewer"),
@@ -246,12 +238,12 @@ SCHEMAS: Mapping[str, tuple[type[Event], Mapping[str, Field]]] = {
     "transcode.usage": (
         TranscodeUsage,
         {
-            "task_id": Field(_text()),
+            "task_id": Field(Text()),
             "kind": Field(_enum("standard", "top_speed", "audio")),
             "codec": Field(_enum("h264", "h265"), None),
-            "width": Field(_int(1, MAX_PIXELS), None),
-            "height": Field(_int(1, MAX_PIXELS), None),
-            "seconds": Field(_int(0, MAX_SECONDS)),
+            "width": Field(Int(1, MAX_PIXELS), None),
+            "height": Field(Int(1, MAX_PIXELS), None),
+            "seconds": Field(Int(0, MAX_SECONDS)),
             "trigger": Field(_enum("transcode", "watermark", "mix"), "transcode"),
         },
     ),
@@ -262,19 +254,19 @@ SCHEMAS: Mapping[str, tuple[type[Event], Mapping[str, Field]]] = {
         {
             "storage_class": Field(_enum(*STORAGE_CLASSES), "standard"),
             "area": Field(_enum(*AREAS), "mainland"),
-            "bytes": Field(_int(0, MAX_STORED_BYTES)),
+            "bytes": Field(Int(0, MAX_STORED_BYTES)),
         },
     ),
     "vod.traffic": (
         VodTraffic,
         {
             "zone": Field(_enum(*ZONES), "mainland"),
-            "bytes": Field(_int(0, MAX_BYTES)),
-            "interval_s": Field(_int(1, 300), 300),
+            "bytes": Field(Int(0, MAX_BYTES)),
+            "interval_s": Field(Int(1, 300), 300),
         },
     ),
-    "im.dau": (ImDau, {"date": Field(_date), "dau": Field(_int(0, MAX_COUNT))}),
-    "im.groups": (ImGroups, {"count": Field(_int(0, MAX_COUNT))}),
+    "im.dau": (ImDau, {"date": Field(_date), "dau": Field(Int(0, MAX_COUNT))}),
+    "im.groups": (ImGroups, {"count": Field(Int(0, MAX_COUNT))}),
 }
 
 SERVICE_OF_TYPE: Mapping[str, str] = {
@@ -291,8 +283,8 @@ SERVICE_OF_TYPE: Mapping[str, str] = {
     "im.groups": "im",
 }
 
-_EVENT_ID = _text(128)
-_APP_ID = _int(1, 2**32 - 1)
+_EVENT_ID = Text(128)
+_APP_ID = Int(1, 2**32 - 1)
 
 
 def _compile(cls: type[Event], fields: Mapping[str, Field]) -> tuple[type[Event], tuple[tuple[str, Check, Any], ...]]:
@@ -328,9 +320,9 @@ def parse_event(obj: Mapping[str, Any]) -> UsageEvent:
     if "sdk_app_id" not in obj:
         raise SchemaError("missing field sdk_app_id")
     event_id, app_id = obj["event_id"], obj["sdk_app_id"]
-    if type(event_id) is not str or not 1 <= len(event_id) <= 128:
+    if type(event_id) is not str or not 1 <= len(event_id) <= _EVENT_ID.max_len:
         _field_error("event_id", _EVENT_ID, event_id)
-    if type(app_id) is not int or not 1 <= app_id <= 4_294_967_295:
+    if type(app_id) is not int or not _APP_ID.low <= app_id <= _APP_ID.high:
         _field_error("sdk_app_id", _APP_ID, app_id)
     if "time" not in obj:
         raise SchemaError("missing field time")
