@@ -166,10 +166,11 @@ class Stage1:
     # -- clock -------------------------------------------------------------------------------
 
     def _clock(self, clock: dict[str, Any]) -> int | None:
-        tick = clock["tick"]
-        if not self.event_clock or clock["wm"] is None:
-            return tick  # type: ignore[no-any-return]
-        return clock["wm"] if tick is None or clock["wm"] > tick else tick  # type: ignore[no-any-return]
+        tick: int | None = clock["tick"]
+        wm: int | None = clock["wm"] if self.event_clock else None
+        if wm is None or (tick is not None and tick >= wm):
+            return tick
+        return wm
 
     def _tick(self, obj: Mapping[str, Any], clock: dict[str, Any]) -> None:
         """A fanned-out ``clock.tick``: ``ms`` (or null) and ``final``. A final tick without a
