@@ -454,6 +454,7 @@ class EventPacker:
         self.partition_by = partition_by
         self.clock = ReplayClock(apps if apps is not None else AppDirectory(), now or datetime.now(timezone.utc))
         self._partition_keys: dict[bytes, bytes] = {}
+        self._partitions: dict[tuple[bytes, int], int] = {}  # murmur2 is pure Python: once per key
 
     def add(self, raw: bytes) -> list[Message]:
         """One line in (with or without its newline); the messages now ready to send out."""
@@ -499,7 +500,10 @@ class EventPacker:
                 versions = self.clock.apps.versions(int(key)) if key.isdigit() else []
                 self._partition_keys[key] = versions[0].account_id.encode() if versions else key
             hashed = self._partition_keys[key]
-        return partition_of(hashed, count)
+        found = self._partitions.get((hashed, count))
+        if found is None:
+            found = self._partitions[(hashed, count)] = partition_of(hashed, count)
+        return found
 
     def _route(self, line: bytes) -> tuple[str, str, bytes | None, Any]:
         try:
