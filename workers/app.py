@@ -30,6 +30,7 @@ import faust
 import orjson
 from faust.streams import _current_event  # pinned faust-streaming: see workers/compat.py
 
+from topics import configstamp
 from topics.names import BILLING_TOPIC_OF_PRODUCT, CLOCK_TOPIC, CONFIG_TOPIC, QUARANTINE_TOPIC, USAGE_TOPICS, TopicNames
 from topics.reasons import QuarantineReason, Rejection
 from topics.timefmt import parse_time, to_ms
@@ -214,6 +215,8 @@ class VasbillWorker:
         async def agent(stream: Any) -> None:
             async for events in stream.take_events(self.settings.batch_max, within=self.settings.batch_within_s):
                 await self.configs.synced.wait()
+                needs = await self._configs_for(events)
+                stamp = ((configstamp.HEADER, configstamp.encode(needs)),) if needs else None
                 done, sends = [], []
                 for partition, group in _by_partition(events).items():
                     messages = [(e.value, header(e)) for e in group]
@@ -226,7 +229,7 @@ class VasbillWorker:
                         key = str(rejection.sdk_app_id).encode() if rejection.sdk_app_id else b""
                         sends.append(await self.quarantine.send(key=key, value=orjson.dumps(rejection.to_dict())))
                     for account, message in out.summaries:
-                        sends.append(await self.summaries.send(key=account.encode(), value=message))
+                        sends.append(await self.summaries.send(key=account.encode(), value=message, headers=stamp))
                     if out.watermark is not None:
                         for q in range(self.settings.partitions):
                             sends.append(await self.summaries.send(key=b"", value=out.watermark, partition=q))
@@ -238,6 +241,14 @@ class VasbillWorker:
                     self._observe_stage1(group, out)
 
         return agent
+
+    async def _configs_for(self, events: list[Any]) -> dict[int, int]:
+        """The config.apps offsets the batch's messages were stamped with; read up to them
+        first if the reader is behind (a config produced just before these events)."""
+        needs = configstamp.highest(configstamp.decode(header(e, configstamp.HEADER)) for e in events)
+        if needs and not self.configs.has_read(needs):
+            await self.configs.catch_up()
+        return needs
 
     async def _learned_apps(self, rejections: list[Rejection]) -> bool:
         """Events of apps without a config: read config.apps once more before calling them
@@ -259,6 +270,7 @@ class VasbillWorker:
     async def _stage2_agent(self, stream: Any) -> None:
         async for events in stream.take_events(self.settings.batch_max, within=self.settings.batch_within_s):
             await self.configs.synced.wait()
+            await self._configs_for(events)  # the summaries carry their events' stamps
             done, sends = [], []
             for partition, group in _by_partition(events).items():
                 kv = BatchKV(TableStore(self.table2), MAX_VALUE_BYTES)

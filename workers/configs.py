@@ -2,9 +2,10 @@
 
 A background reader assigns every partition of ``config.apps`` (no consumer group), reads
 from the beginning and keeps reading; each document is a new version of its app
-(SPEC §4). Stage agents wait for the first catch-up before they process events, and when
-an event names an app not seen yet they catch up once more before calling it unknown, so a
-config produced before its events is always seen.
+(SPEC §4). Stage agents wait for the first catch-up before they process events; they catch
+up once more when a message's ``vasbill-configs`` header names offsets not read yet, and
+when an event names an app not seen yet before calling it unknown, so a config produced
+before its events is always seen.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class ConfigReader:
         self.directory = AppDirectory()
         self.synced = asyncio.Event()
         self.invalid = 0
+        self.read_to: dict[int, int] = {}  # partition -> offset read up to (exclusive)
         self._consumer: Any = None
         self._lock = asyncio.Lock()
 
@@ -56,11 +58,20 @@ class ConfigReader:
         async with self._lock:
             while True:
                 batches = await self._consumer.getmany(timeout_ms=int(idle_s * 1000), max_records=5000)
-                for records in batches.values():
+                for tp, records in batches.items():
                     for record in records:
                         read += self._apply(record.value)
+                    if records:
+                        self.read_to[tp.partition] = max(self.read_to.get(tp.partition, 0), records[-1].offset + 1)
                 if not batches and await self._at_end():
+                    for tp in self._consumer.assignment():
+                        position = await self._consumer.position(tp)
+                        self.read_to[tp.partition] = max(self.read_to.get(tp.partition, 0), position)
                     return read
+
+    def has_read(self, ends: dict[int, int]) -> bool:
+        """True if the reader is at or past these end offsets (``topics.configstamp``)."""
+        return all(self.read_to.get(partition, 0) >= offset for partition, offset in ends.items())
 
     async def _at_end(self) -> bool:
         for tp in self._consumer.assignment():

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import socket
 import ssl
@@ -31,7 +32,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from topics import clockstamp
+from topics import clockstamp, configstamp
 from topics.appconfig import AppConfig, AppDirectory
 from topics.clockstamp import ReplayClock
 from topics.names import BILLING_TOPIC_OF_PRODUCT, CLOCK_TOPIC, CONFIG_TOPIC, USAGE_TOPIC_OF_TYPE, TopicNames
@@ -575,6 +576,7 @@ class KafkaSender:
         self._producer: Any = None
         self._topics: set[str] = set()
         self._in_flight: set[asyncio.Future[Any]] = set()
+        self._last: asyncio.Future[Any] | None = None
 
     async def __aenter__(self) -> KafkaSender:
         from aiokafka import AIOKafkaProducer
@@ -604,6 +606,22 @@ class KafkaSender:
         cluster = self._producer.client.cluster
         return {topic: len(cluster.partitions_for_topic(topic) or ()) for topic in self._topics}
 
+    async def deliver(self, message: Message) -> Any:
+        """Send one message and wait until it is stored; its record metadata (partition, offset)."""
+        await self.send(message)
+        with kafka_errors(self.settings.bootstrap):
+            await self._producer.flush()
+        assert self._last is not None
+        with kafka_errors(self.settings.bootstrap):
+            return await self._last
+
+    async def drain(self) -> None:
+        """Wait until everything sent so far is stored (or has failed)."""
+        with kafka_errors(self.settings.bootstrap):
+            await self._producer.flush()
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+
     async def send(self, message: Message) -> None:
         if message.topic not in self._topics:
             with kafka_errors(self.settings.bootstrap):
@@ -615,6 +633,7 @@ class KafkaSender:
             future = await self._producer.send(message.topic, message.value, key=message.key, partition=partition,
                                                headers=list(message.headers) or None)
         self._in_flight.add(future)
+        self._last = future
         future.add_done_callback(self._delivered)
 
     def _delivered(self, future: asyncio.Future[Any]) -> None:
@@ -669,7 +688,9 @@ def produce_lines(settings: KafkaSettings, names: TopicNames, lines: Iterable[by
     comes, and the pending batches go out whenever no new line has come for ``linger_s``,
     so packing never holds a live event back longer than that."""
     apps = AppDirectory()
+    config_ends: dict[int, int] = {}
     for record in read_records(settings, [names(CONFIG_TOPIC)]):
+        config_ends[record.partition] = max(config_ends.get(record.partition, 0), record.offset + 1)
         with contextlib.suppress(orjson.JSONDecodeError, ConfigError, TypeError):
             apps.add(AppConfig.from_dict(orjson.loads(record.value)))
 
@@ -678,8 +699,9 @@ def produce_lines(settings: KafkaSettings, names: TopicNames, lines: Iterable[by
                            partition_by=partition_by)
 
     if linger_s is not None:
-        return asyncio.run(_produce(settings, packer_for, _piped(lines, linger_s), progress, progress_every))
-    return asyncio.run(_produce(settings, packer_for, _all_at_once(lines), progress, progress_every))
+        return asyncio.run(_produce(settings, packer_for, _piped(lines, linger_s), progress, progress_every,
+                                    config_ends))
+    return asyncio.run(_produce(settings, packer_for, _all_at_once(lines), progress, progress_every, config_ends))
 
 
 async def _all_at_once(lines: Iterable[bytes]) -> AsyncIterator[list[bytes] | None]:
@@ -713,25 +735,42 @@ async def _piped(pipe: Any, linger_s: float) -> AsyncIterator[list[bytes] | None
 
 async def _produce(settings: KafkaSettings, packer_for: Callable[[Mapping[str, int]], EventPacker],
                    chunks: AsyncIterator[list[bytes] | None], progress: ProgressCallback | None,
-                   progress_every: int) -> ProduceReport:
+                   progress_every: int, config_ends: dict[int, int]) -> ProduceReport:
+    """Send what the packer makes of ``chunks``. Order guarantees for the worker: a config
+    is stored before anything after it is sent, and usage messages carry the config offsets
+    they need (``topics.configstamp``); a tick is sent only once everything before it is
+    stored, so its fan-out into the usage partitions comes after those events."""
     started = time.monotonic()
     read = count = 0
     async with KafkaSender(settings) as sender:
         packer = packer_for(sender.partition_counts())
+
+        async def send(message: Message) -> None:
+            if message.kind == "config":
+                stored = await sender.deliver(message)
+                config_ends[stored.partition] = max(config_ends.get(stored.partition, 0), stored.offset + 1)
+                return
+            if message.kind == "tick":
+                await sender.drain()
+            elif config_ends:
+                message = dataclasses.replace(
+                    message, headers=(*message.headers, (configstamp.HEADER, configstamp.encode(config_ends))))
+            await sender.send(message)
+
         async for chunk in chunks:
             if chunk is None:  # a live stream paused: nothing pending waits longer
                 for message in packer.flush():
-                    await sender.send(message)
+                    await send(message)
                 continue
             for line in chunk:
                 count += 1
                 read += len(line)
                 for message in packer.add(line):
-                    await sender.send(message)
+                    await send(message)
                 if progress and count % progress_every == 0:
                     progress(read, packer.stats)
         for message in packer.flush():
-            await sender.send(message)
+            await send(message)
     if progress:
         progress(read, packer.stats)
     return ProduceReport(packer.stats, sender.delivered, time.monotonic() - started)

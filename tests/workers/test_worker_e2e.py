@@ -14,6 +14,7 @@ Phase timings are printed in the "vasbill end-to-end timings" section of the sum
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -341,6 +342,40 @@ def test_every_quarantine_reason_arrives_with_its_payload_and_duplicates_do_not(
     for charge in got:
         assert charge["lines"][0]["quantity"] == "10" and Decimal(charge["amount"]) == Decimal("2.6"), charge
     timer.note(f"{len(records)} quarantined")
+
+
+S_APP, S_ACCOUNT = 1400000103, "acct-config-switch"
+
+
+def test_a_config_change_produced_just_before_its_events_applies_to_them(
+        stack: Stack, worker_group: WorkerGroup, tmp_path: Path, timer: Timer) -> None:
+    """Relay off, then (in the events file) on from yesterday: the relay event right after
+    the change is billed. The worker's config reader polls every second; the usage message
+    carries the config offsets it needs (vasbill-configs header) and the worker reads up to
+    them first. Without that the event is quarantined as service_disabled."""
+    now = datetime.now(timezone.utc)
+    recent = (now - timedelta(days=5)).astimezone(BJ).replace(hour=10, minute=0, second=0, microsecond=0)
+    off = {"sdk_app_id": S_APP, "account_id": S_ACCOUNT, "effective_from": _bj(now - timedelta(days=400)),
+           "services": {"relay": False}}
+    on = {**off, "effective_from": _bj(recent - timedelta(days=1)), "services": {"relay": True}}
+    event = {"event_id": "s-1", "sdk_app_id": S_APP, "type": "relay.traffic", "time": _bj(recent),
+             "stream_id": "s1", "zone": "mainland", "bytes": 10 * GB, "interval_s": 300}
+    apps, events = tmp_path / "apps.jsonl", tmp_path / "events.jsonl"
+    apps.write_bytes(orjson.dumps(off) + b"\n")
+    events.write_bytes(orjson.dumps(on) + b"\n" + orjson.dumps(event) + b"\n")
+
+    worker = worker_group(stack.prefix, "e2e-config-switch")
+    worker.wait_ready()
+    stack.produce(apps)
+    time.sleep(2.5)  # the worker's reader has the "off" version by now (it polls every second)
+    timer.mark("worker ready, relay off")
+    stack.produce(events)
+    stack.tick("--final")
+    got = stack.wait_for_charges(keys={(f"css/relay.traffic/{S_ACCOUNT}/{recent.date()}", 1)}, timeout=60,
+                                 alive=(worker,), on_fail=worker.log_tail)
+    timer.mark("charge")
+    assert [c["amount"] for c in got] == ["2.6"], got
+    assert [json.loads(r.value)["reason"] for r in stack.quarantine()] == []
 
 
 # -- 5. a late event after the close ------------------------------------------------------------
