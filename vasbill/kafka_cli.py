@@ -230,8 +230,10 @@ def produce_command(file: str, batch: int, linger: float, default_topic: str, pr
                     partition_by: str, kafka: KafkaSettings, prefix: str) -> None:
     """Send JSON Lines from FILE ('-' = stdin) to their topics.
 
-    Usage events go to their usage topic keyed by sdk_app_id, clock.tick lines to control.clock
-    (key "clock"), lines without a type are app configs for config.apps (key sdk_app_id)."""
+    Usage events go to their usage topic, packed per partition in file order (a message of one
+    app is keyed by its sdk_app_id, a message mixing apps of one partition has no key),
+    clock.tick lines to control.clock (key "clock"), lines without a type are app configs for
+    config.apps (key sdk_app_id)."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
