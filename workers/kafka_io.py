@@ -576,7 +576,6 @@ class KafkaSender:
         self._producer: Any = None
         self._topics: set[str] = set()
         self._in_flight: set[asyncio.Future[Any]] = set()
-        self._last: asyncio.Future[Any] | None = None
 
     async def __aenter__(self) -> KafkaSender:
         from aiokafka import AIOKafkaProducer
@@ -606,15 +605,6 @@ class KafkaSender:
         cluster = self._producer.client.cluster
         return {topic: len(cluster.partitions_for_topic(topic) or ()) for topic in self._topics}
 
-    async def deliver(self, message: Message) -> Any:
-        """Send one message and wait until it is stored; its record metadata (partition, offset)."""
-        await self.send(message)
-        with kafka_errors(self.settings.bootstrap):
-            await self._producer.flush()
-        assert self._last is not None
-        with kafka_errors(self.settings.bootstrap):
-            return await self._last
-
     async def drain(self) -> None:
         """Wait until everything sent so far is stored (or has failed)."""
         with kafka_errors(self.settings.bootstrap):
@@ -622,7 +612,9 @@ class KafkaSender:
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
 
-    async def send(self, message: Message) -> None:
+    async def send(self, message: Message) -> asyncio.Future[Any]:
+        """Hand a message to the producer; the future resolves to its record metadata
+        (partition, offset) once it is stored."""
         if message.topic not in self._topics:
             with kafka_errors(self.settings.bootstrap):
                 await self._refresh_topics()
@@ -630,11 +622,12 @@ class KafkaSender:
                 raise _missing_topic(message.topic, self.settings.bootstrap)
         partition = message.partition
         with kafka_errors(self.settings.bootstrap):
-            future = await self._producer.send(message.topic, message.value, key=message.key, partition=partition,
-                                               headers=list(message.headers) or None)
+            future: asyncio.Future[Any] = await self._producer.send(
+                message.topic, message.value, key=message.key, partition=partition,
+                headers=list(message.headers) or None)
         self._in_flight.add(future)
-        self._last = future
         future.add_done_callback(self._delivered)
+        return future
 
     def _delivered(self, future: asyncio.Future[Any]) -> None:
         self._in_flight.discard(future)
@@ -745,14 +738,22 @@ async def _produce(settings: KafkaSettings, packer_for: Callable[[Mapping[str, i
     async with KafkaSender(settings) as sender:
         packer = packer_for(sender.partition_counts())
 
+        configs: list[asyncio.Future[Any]] = []  # sent, not yet known to be stored
+
         async def send(message: Message) -> None:
-            if message.kind == "config":
-                stored = await sender.deliver(message)
-                config_ends[stored.partition] = max(config_ends.get(stored.partition, 0), stored.offset + 1)
+            if message.kind == "config":  # consecutive configs go out together
+                configs.append(await sender.send(message))
                 return
+            if configs:  # nothing after a config goes out before the config is stored
+                await sender.drain()
+                for future in configs:
+                    with kafka_errors(settings.bootstrap):
+                        stored = future.result()
+                    config_ends[stored.partition] = max(config_ends.get(stored.partition, 0), stored.offset + 1)
+                configs.clear()
             if message.kind == "tick":
                 await sender.drain()
-            elif config_ends:
+            if config_ends and message.kind != "tick":
                 message = dataclasses.replace(
                     message, headers=(*message.headers, (configstamp.HEADER, configstamp.encode(config_ends))))
             await sender.send(message)
