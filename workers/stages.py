@@ -307,6 +307,12 @@ class Stage1:
             out.stale_tasks += summary.get("stale", 0)
         message = {"k": "prov" if provisional else "sum", "f": family, "p": [pkind, pkey], "a": account,
                    "app": app, "s": summary, "late": late, "w": w}
+        if late and value:
+            # Numbered with the state (same table value): a batch redone after a crash sends
+            # its late summaries again with the same numbers, and stage 2 drops them.
+            value["n"] = value.get("n", 0) + 1
+            kv.put(skey, value)
+            message["src"], message["n"] = skey, value["n"]
         out.summaries.append((account, orjson.dumps(message)))
 
     def _reject(self, rejection: Rejection, out: Stage1Output) -> None:
@@ -346,6 +352,8 @@ class Stage2:
                 self._run_due(marks, opened, pending, kv, out, partition)
                 self._prune(partition, marks, opened, kv)
             elif message["late"]:
+                if self._sent_again(message, kv):
+                    continue
                 self._register(message["a"], partition, kv)
                 seq = (pending[-1][0] + 1) if pending else 0
                 kv.put(_key("held", partition, seq), message)  # one key each: values stay small
@@ -361,6 +369,20 @@ class Stage2:
             if low is not None:
                 out.close_clocks[topic] = low
         return out
+
+    @staticmethod
+    def _sent_again(message: dict[str, Any], kv: BatchKV) -> bool:
+        """A late summary stage 1 sent before (it redid a batch after a crash): its number is
+        not above the last one taken from the same stage-1 state. Applying it again would
+        put an older state back and bill it as a revision."""
+        source, number = message.get("src"), message.get("n")
+        if source is None or number is None:
+            return False
+        key = _key("lastn", source)
+        if number <= (kv.get(key) or 0):
+            return True
+        kv.put(key, number)
+        return False
 
     def _topic_clock(self, marks: dict[str, list[Any]], topic: str) -> tuple[int | None, int | None]:
         """(min clock, min final) over every partition of ``topic``; None if one has none.
@@ -397,6 +419,7 @@ class Stage2:
                 family, pkind, pkey = name.split("|")
                 for app in index.pop(name):
                     kv.delete(_key("sum", family, pkind, pkey, account, app))
+                    kv.delete(_key("lastn", _key("st", family, pkey, account, app)))
                 for kind, period in units_of(family, Period(pkind, pkey)):
                     unit = _key(account, kind, period.kind, period.key)
                     if period.end_ms < before and unit not in opened:

@@ -60,9 +60,11 @@ def _shifted(lines: list[bytes], days: int) -> list[bytes]:
 
 
 def simulate(apps: AppDirectory, lines: list[bytes], settings: BillingSettings, seed: int,
-             by_account: bool = True) -> list[Charge]:
+             by_account: bool = True, crashes: float = 0.0) -> list[Charge]:
     """Route lines like ``vasbill produce`` (replay header, partition), then run both stages
-    with random batch sizes and a random interleaving of partitions."""
+    with random batch sizes and a random interleaving of partitions. With ``crashes``, that
+    share of batches "crash" after their outputs went out and before their state was
+    written, and run again from the same input (the worker's at-least-once restart)."""
     clock = ReplayClock(apps, NOW, settings.horizon_s * 1000)
     account_of = {app: acct for acct, ids in apps.accounts().items() for app in ids}
     queues: dict[tuple[str, int], list[tuple[bytes, bytes | None]]] = {
@@ -90,24 +92,33 @@ def simulate(apps: AppDirectory, lines: list[bytes], settings: BillingSettings, 
     def run_stage2() -> None:
         for q, messages in inbox.items():
             if messages:
+                if rnd.random() < crashes:
+                    charges.extend(stage2.process(q, messages, BatchKV(store2)).charges)  # sent, not written
                 kv = BatchKV(store2)
                 charges.extend(stage2.process(q, messages, kv).charges)
                 kv.flush()
                 inbox[q] = []
+
+    def send(out: Any) -> None:
+        for account, message in out.summaries:
+            inbox[zlib.crc32(account.encode()) % PARTITIONS].append(message)
+        if out.watermark:
+            for q in inbox:
+                inbox[q].append(out.watermark)
 
     position = dict.fromkeys(queues, 0)
     while any(position[k] < len(queues[k]) for k in queues):
         key = rnd.choice([k for k in queues if position[k] < len(queues[k])])
         batch = queues[key][position[key]:position[key] + rnd.randint(1, 300)]
         position[key] += len(batch)
+        if rnd.random() < crashes:
+            send(stage1[key[0]].process(key[1], batch, BatchKV(store1)))  # sent, state not written
+            if rnd.random() < 0.5:
+                run_stage2()
         kv = BatchKV(store1)
         out = stage1[key[0]].process(key[1], batch, kv)
         kv.flush()
-        for account, message in out.summaries:
-            inbox[zlib.crc32(account.encode()) % PARTITIONS].append(message)
-        if out.watermark:
-            for q in inbox:
-                inbox[q].append(out.watermark)
+        send(out)
         if rnd.random() < 0.3:
             run_stage2()
     run_stage2()
@@ -131,6 +142,29 @@ def test_two_stages_equal_rate_revision_for_revision(month: tuple[AppDirectory, 
     got = simulate(apps, lines, settings, seed)
     assert any(c.revision > 1 for c in expected), "the data must contain late events"
     assert _by_revision(got) == _by_revision(expected)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_batches_sent_twice_after_crashes_still_equal_rate(month: tuple[AppDirectory, list[bytes]], seed: int) -> None:
+    """At-least-once: a crash between a batch's outputs and its state write sends the outputs
+    again when the batch is redone. Every (charge_id, revision) must still have rate's
+    content, and no revision may appear with two contents."""
+    apps, lines = month
+    relay_app = next(a.sdk_app_id for a in (apps.at(i, 0) for i in apps.app_ids()) if a and a.enabled("relay"))
+    burst = [orjson.dumps({"event_id": f"burst-{i}", "sdk_app_id": relay_app, "type": "relay.traffic",
+                           "time": f"2026-08-02T10:{5 * i:02d}:00+08:00", "stream_id": "late", "zone": "mainland",
+                           "bytes": 10**9 * (i + 1)}) for i in range(8)]
+    lines = [*lines, *burst]  # eight late events of one app-day in a row: one batch, eight revisions
+    settings = BillingSettings()
+    expected, _, _ = rate_lines(apps, lines, settings, now=lambda: NOW)
+    assert sum(c.charge_id.endswith("/2026-08-02") and c.item == "relay.traffic" for c in expected) >= 9
+    got = simulate(apps, lines, settings, seed, crashes=0.3)
+    seen: dict[tuple[str, int], dict[str, Any]] = {}
+    for charge in got:
+        doc = charge.to_dict()
+        doc.pop("emitted_at")
+        assert seen.setdefault((charge.charge_id, charge.revision), doc) == doc, "one revision, two contents"
+    assert seen == _by_revision(expected)
 
 
 def test_app_partitioning_keeps_final_charges(month: tuple[AppDirectory, list[bytes]]) -> None:
