@@ -131,7 +131,7 @@ class BatchKV:
         self.store = store
         self.max_value_bytes = max_value_bytes
         self.cache: dict[str, Any] = {}
-        self.dirty: set[str] = set()
+        self.dirty: dict[str, None] = {}  # in the order keys were first put: the order they are written
         self.deleted: set[str] = set()
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -144,16 +144,19 @@ class BatchKV:
 
     def put(self, key: str, value: Any) -> None:
         self.cache[key] = value
-        self.dirty.add(key)
+        self.dirty[key] = None
         self.deleted.discard(key)
 
     def delete(self, key: str) -> None:
         self.cache[key] = None
-        self.dirty.discard(key)
+        self.dirty.pop(key, None)
         self.deleted.add(key)
 
     def flush(self) -> int:
-        """Write changed keys back; returns how many keys were written."""
+        """Write changed keys back, in the order they were first put, then delete; returns
+        how many keys were written. A table's changelog keeps that order, so a crash in the
+        middle leaves a prefix: stages put the keys that must never be missing when a later
+        one is there first (stage 1: its clock and open periods before the states)."""
         encoded = {key: encode_value(self.cache[key]) for key in self.dirty}
         if self.max_value_bytes is not None:
             for key, data in encoded.items():

@@ -103,6 +103,8 @@ class Stage1:
         clock = kv.get(clock_key) or {"wm": None, "tick": None, "final": None, "sent": None, "fin_sent": None}
         open_key = _key("open", self.topic, partition)
         opened: dict[str, list[Any]] = kv.get(open_key) or {}
+        kv.put(clock_key, clock)  # put first, so written first: a state is never saved without
+        kv.put(open_key, opened)  # the open period that will close it (``BatchKV.flush``)
         apps = self.apps()
         now = to_ms(self.now())
         for raw, header in messages:
@@ -343,6 +345,7 @@ class Stage2:
         opened: dict[str, list[Any]] = kv.get(open_key) or {}
         pend_key = _key("late2", partition)  # index of held late summaries: [[seq, family, w], ...]
         pending: list[list[Any]] = kv.get(pend_key) or []
+        numbers: dict[str, int] = {}  # late summaries taken in this batch: lastn key -> number
         for raw in messages:
             message = orjson.loads(raw)
             if message["k"] == "prov":
@@ -352,7 +355,7 @@ class Stage2:
                 self._run_due(marks, opened, pending, kv, out, partition)
                 self._prune(partition, marks, opened, kv)
             elif message["late"]:
-                if self._sent_again(message, kv):
+                if self._sent_again(message, kv, numbers):
                     continue
                 self._register(message["a"], partition, kv)
                 seq = (pending[-1][0] + 1) if pending else 0
@@ -364,6 +367,8 @@ class Stage2:
         kv.put(wm_key, marks)
         kv.put(open_key, opened)
         kv.put(pend_key, pending)
+        for key, number in numbers.items():  # last: a number saved means its summary was
+            kv.put(key, number)               # saved (held or applied) before it
         for topic in set(TOPIC_OF_FAMILY.values()):
             low = self._topic_clock(marks, topic)[0]
             if low is not None:
@@ -371,17 +376,18 @@ class Stage2:
         return out
 
     @staticmethod
-    def _sent_again(message: dict[str, Any], kv: BatchKV) -> bool:
+    def _sent_again(message: dict[str, Any], kv: BatchKV, numbers: dict[str, int]) -> bool:
         """A late summary stage 1 sent before (it redid a batch after a crash): its number is
         not above the last one taken from the same stage-1 state. Applying it again would
-        put an older state back and bill it as a revision."""
+        put an older state back and bill it as a revision. A new number is noted in
+        ``numbers``, written at the end of the batch."""
         source, number = message.get("src"), message.get("n")
         if source is None or number is None:
             return False
         key = _key("lastn", source)
-        if number <= (kv.get(key) or 0):
+        if number <= numbers.get(key, kv.get(key) or 0):
             return True
-        kv.put(key, number)
+        numbers[key] = number
         return False
 
     def _topic_clock(self, marks: dict[str, list[Any]], topic: str) -> tuple[int | None, int | None]:
