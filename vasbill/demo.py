@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import http.client
 import os
 import signal
@@ -53,22 +52,6 @@ class DemoError(VasbillError):
 
 
 # -- processes --------------------------------------------------------------------------------
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """A preexec_fn giving the child SIGTERM when the thread that started it dies (Linux), so a
-    ``kill -9`` of the demo leaves no worker behind. Resolved before the fork."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-    def set_pdeathsig() -> None:
-        prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
-
-    return set_pdeathsig
-
 
 def _clean_env() -> dict[str, str]:
     """The environment without ``VASBILL_*`` settings: the demo passes every setting as a
@@ -163,6 +146,8 @@ class WorkerProcess:
         return self.process.pid if self.process else None
 
     def start(self) -> WorkerProcess:
+        from workers.broker import parent_death_signal
+
         self.log_dir.mkdir(parents=True, exist_ok=True)
         command = [
             sys.executable, "-m", "vasbill", "worker", "--broker", self.bootstrap, "--prefix", "",
@@ -176,7 +161,7 @@ class WorkerProcess:
             self.process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
                 env=_clean_env(), cwd=str(self.log_dir), start_new_session=True,
-                preexec_fn=_die_with_parent(),
+                preexec_fn=parent_death_signal(),
             )
         except OSError as exc:
             self._close_log()

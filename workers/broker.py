@@ -26,9 +26,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO
 
 from topics.reasons import VasbillError
 
@@ -133,11 +134,10 @@ def _recv_exactly(sock: socket.socket, n: int) -> bytes:
     return bytes(chunks)
 
 
-def _parent_death_signal() -> Any:
-    """A preexec_fn that makes the broker get SIGTERM when its parent thread dies (Linux).
-
-    Resolved before the fork so the child only makes one libc call.
-    """
+def parent_death_signal() -> Callable[[], None] | None:
+    """A preexec_fn that makes a child (the broker, the demo's worker) get SIGTERM when the
+    thread that started it dies (Linux), so a ``kill -9`` of the parent leaves no child
+    behind. Resolved before the fork so the child only makes one libc call."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -236,7 +236,7 @@ class EmbeddedBroker:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,  # Ctrl-C in a terminal reaches us; we stop the broker
-                preexec_fn=_parent_death_signal() if self.die_with_parent else None,
+                preexec_fn=parent_death_signal() if self.die_with_parent else None,
             )
         except OSError as exc:
             self._close_log()
