@@ -41,6 +41,7 @@ from workers.compat import (
     set_consumer_fetch_wait,
 )
 from workers.configs import ConfigReader
+from workers.journal import Journal
 from workers.kafka_io import ssl_context
 from workers.kv import MAX_VALUE_BYTES, BatchKV
 from workers.metrics import Metrics
@@ -141,6 +142,7 @@ class VasbillWorker:
         self.failure: str | None = None
         self.clock_ms = 0
         self.balances: dict[str, dict[str, tuple[str, Any]]] = {}
+        self.journals: dict[tuple[str, int], Journal] = {}
         self._declare()
 
     def _topic(self, base: str, partitions: int | None = None, internal: bool = False) -> Any:
@@ -220,10 +222,10 @@ class VasbillWorker:
                 done, sends = [], []
                 for partition, group in _by_partition(events).items():
                     messages = [(e.value, header(e)) for e in group]
-                    kv = BatchKV(TableStore(table), MAX_VALUE_BYTES)
+                    kv = self._batch_kv(table, group)
                     out = stage.process(partition, messages, kv)
                     if await self._learned_apps(out.quarantine):  # nothing written yet: run it again
-                        kv = BatchKV(TableStore(table), MAX_VALUE_BYTES)
+                        kv = self._batch_kv(table, group)
                         out = stage.process(partition, messages, kv)
                     for rejection in out.quarantine:
                         key = str(rejection.sdk_app_id).encode() if rejection.sdk_app_id else b""
@@ -241,6 +243,20 @@ class VasbillWorker:
                     self._observe_stage1(group, out)
 
         return agent
+
+    def _batch_kv(self, table: Any, group: list[Any]) -> BatchKV:
+        """The store view for one partition's batch: its changes are journaled, and the last
+        journaled batch is completed first if this process did not write it (a restart or
+        a rebalance after a crash in the middle of its writes; ``workers.journal``)."""
+        partition = group[-1].message.partition
+        journal = self.journals.setdefault((table.name, partition), Journal(f"journal/{partition}", MAX_VALUE_BYTES))
+        store = TableStore(table)
+        with in_partition_of(group[-1]):
+            written = journal.recover(store)
+        if written:
+            log.info("table %s partition %d: wrote the last journaled batch again "
+                     "(%d keys; completes it if a crash cut it short)", table.name, partition, written)
+        return BatchKV(store, MAX_VALUE_BYTES, journal)
 
     async def _configs_for(self, events: list[Any]) -> dict[int, int]:
         """The config.apps offsets the batch's messages were stamped with; read up to them
@@ -273,7 +289,7 @@ class VasbillWorker:
             await self._configs_for(events)  # the summaries carry their events' stamps
             done, sends = [], []
             for partition, group in _by_partition(events).items():
-                kv = BatchKV(TableStore(self.table2), MAX_VALUE_BYTES)
+                kv = self._batch_kv(self.table2, group)
                 out = self.stage2.process(partition, [e.value for e in group], kv)
                 for charge in out.charges:
                     sends.append(await self.billing[charge.product].send(

@@ -11,12 +11,12 @@ from __future__ import annotations
 import sys
 import zlib
 from array import array
-from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
 
 from topics.reasons import VasbillError
+from workers.journal import Journal, Store
 
 _MISSING = object()
 
@@ -127,9 +127,11 @@ def _unshuffled(planes: memoryview, length: int) -> list[int]:
 
 
 class BatchKV:
-    def __init__(self, store: MutableMapping[str, bytes], max_value_bytes: int | None = None) -> None:
+    def __init__(self, store: Store, max_value_bytes: int | None = None,
+                 journal: Journal | None = None) -> None:
         self.store = store
         self.max_value_bytes = max_value_bytes
+        self.journal = journal
         self.cache: dict[str, Any] = {}
         self.dirty: dict[str, None] = {}  # in the order keys were first put: the order they are written
         self.deleted: set[str] = set()
@@ -154,9 +156,9 @@ class BatchKV:
 
     def flush(self) -> int:
         """Write changed keys back, in the order they were first put, then delete; returns
-        how many keys were written. A table's changelog keeps that order, so a crash in the
-        middle leaves a prefix: stages put the keys that must never be missing when a later
-        one is there first (stage 1: its clock and open periods before the states)."""
+        how many keys were written. With a journal, the batch's values go into it first, so
+        a crash in the middle of the keys is completed on recovery (``workers.journal``);
+        without one, a crash leaves a prefix of the keys."""
         encoded = {key: encode_value(self.cache[key]) for key in self.dirty}
         if self.max_value_bytes is not None:
             for key, data in encoded.items():
@@ -165,11 +167,13 @@ class BatchKV:
                         f"table value {key} is {len(data):,} bytes, over the {self.max_value_bytes:,}-byte limit "
                         "of one Kafka message; its dedupe ids are too many for one app in one period "
                         "(README: Performance and state size, Value size)")
+        deleted = [key for key in self.deleted if key in self.store]
+        if self.journal is not None and (encoded or deleted):
+            self.journal.write(self.store, [*encoded.items(), *((key, None) for key in deleted)])
         for key, data in encoded.items():
             self.store[key] = data
-        for key in self.deleted:
-            if key in self.store:
-                del self.store[key]
+        for key in deleted:
+            del self.store[key]
         written = len(self.dirty) + len(self.deleted)
         self.dirty.clear()
         self.deleted.clear()

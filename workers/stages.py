@@ -103,8 +103,6 @@ class Stage1:
         clock = kv.get(clock_key) or {"wm": None, "tick": None, "final": None, "sent": None, "fin_sent": None}
         open_key = _key("open", self.topic, partition)
         opened: dict[str, list[Any]] = kv.get(open_key) or {}
-        kv.put(clock_key, clock)  # put first, so written first: a state is never saved without
-        kv.put(open_key, opened)  # the open period that will close it (``BatchKV.flush``)
         apps = self.apps()
         now = to_ms(self.now())
         for raw, header in messages:
@@ -367,8 +365,8 @@ class Stage2:
         kv.put(wm_key, marks)
         kv.put(open_key, opened)
         kv.put(pend_key, pending)
-        for key, number in numbers.items():  # last: a number saved means its summary was
-            kv.put(key, number)               # saved (held or applied) before it
+        for key, number in numbers.items():
+            kv.put(key, number)
         for topic in set(TOPIC_OF_FAMILY.values()):
             low = self._topic_clock(marks, topic)[0]
             if low is not None:

@@ -22,7 +22,8 @@ from topics.charges import Charge
 from topics.clockstamp import ReplayClock, encode
 from topics.names import USAGE_TOPIC_OF_TYPE, USAGE_TOPICS
 from vasbill.gen import GenOptions, generate
-from workers.kv import BatchKV
+from workers.journal import Journal
+from workers.kv import MAX_VALUE_BYTES, BatchKV
 from workers.stages import Stage1, Stage2
 
 PARTITIONS = 4
@@ -59,12 +60,42 @@ def _shifted(lines: list[bytes], days: int) -> list[bytes]:
     return out
 
 
+class Crashed(dict):  # type: ignore[type-arg]
+    """A store that records a batch's writes in order instead of making them: a crash keeps
+    a prefix of them (a table's changelog is written key by key)."""
+
+    def __init__(self, store: dict[str, bytes]) -> None:
+        super().__init__()
+        self.store = store
+        self.ops: list[tuple[str, bytes | None]] = []
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.store.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.store
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.ops.append((key, value))
+
+    def __delitem__(self, key: str) -> None:
+        self.ops.append((key, None))
+
+    def keep(self, count: int) -> None:
+        for key, value in self.ops[:count]:
+            if value is None:
+                self.store.pop(key, None)
+            else:
+                self.store[key] = value
+
+
 def simulate(apps: AppDirectory, lines: list[bytes], settings: BillingSettings, seed: int,
-             by_account: bool = True, crashes: float = 0.0) -> list[Charge]:
+             by_account: bool = True, crashes: float = 0.0, journal: bool = True) -> list[Charge]:
     """Route lines like ``vasbill produce`` (replay header, partition), then run both stages
     with random batch sizes and a random interleaving of partitions. With ``crashes``, that
-    share of batches "crash" after their outputs went out and before their state was
-    written, and run again from the same input (the worker's at-least-once restart)."""
+    share of batches "crash" after their outputs went out, in the middle of their table
+    writes (a random prefix of them is kept, journal included); the worker restarts (its
+    journals recover) and runs the batch again from the same input (at-least-once)."""
     clock = ReplayClock(apps, NOW, settings.horizon_s * 1000)
     account_of = {app: acct for acct, ids in apps.accounts().items() for app in ids}
     queues: dict[tuple[str, int], list[tuple[bytes, bytes | None]]] = {
@@ -83,20 +114,45 @@ def simulate(apps: AppDirectory, lines: list[bytes], settings: BillingSettings, 
         queue.append((final, None))
     stage1 = {t: Stage1(t, lambda: apps, settings, now=lambda: NOW, provisional_every_s=0.0) for t in USAGE_TOPICS}
     stage2 = Stage2(lambda: apps, settings, PARTITIONS)
-    store1: dict[str, bytes] = {}
-    store2: dict[str, bytes] = {}
+    stores: dict[str, dict[str, bytes]] = {t: {} for t in [*USAGE_TOPICS, "stage2"]}  # one table each
+    journals: dict[tuple[str, int], Journal] = {}
     inbox: dict[int, list[bytes]] = {q: [] for q in range(PARTITIONS)}
     charges: list[Charge] = []
     rnd = random.Random(seed)
 
+    def journal_of(table: str, partition: int) -> Journal | None:
+        if not journal:
+            return None
+        return journals.setdefault((table, partition), Journal(f"journal/{partition}", MAX_VALUE_BYTES))
+
+    def run(table: str, partition: int, process: Any) -> Any:
+        """One batch; maybe a crash in the middle of its writes, a restart, and the batch again."""
+        store = stores[table]
+
+        def batch_kv(writes_to: dict[str, bytes]) -> BatchKV:
+            found = journal_of(table, partition)
+            if found is not None:
+                found.recover(store)  # as the worker does before each batch (a no-op unless restarted)
+            return BatchKV(writes_to, journal=found)
+
+        if rnd.random() < crashes:
+            crashed = Crashed(store)
+            kv = batch_kv(crashed)
+            out = process(kv)
+            kv.flush()
+            crashed.keep(rnd.randint(0, len(crashed.ops)))
+            journals.clear()  # the restarted worker remembers no journal
+            yield out  # sent before the crash
+        kv = batch_kv(store)
+        out = process(kv)
+        kv.flush()
+        yield out
+
     def run_stage2() -> None:
         for q, messages in inbox.items():
             if messages:
-                if rnd.random() < crashes:
-                    charges.extend(stage2.process(q, messages, BatchKV(store2)).charges)  # sent, not written
-                kv = BatchKV(store2)
-                charges.extend(stage2.process(q, messages, kv).charges)
-                kv.flush()
+                for out in run("stage2", q, lambda kv, q=q, messages=messages: stage2.process(q, messages, kv)):
+                    charges.extend(out.charges)
                 inbox[q] = []
 
     def send(out: Any) -> None:
@@ -111,16 +167,10 @@ def simulate(apps: AppDirectory, lines: list[bytes], settings: BillingSettings, 
         key = rnd.choice([k for k in queues if position[k] < len(queues[k])])
         batch = queues[key][position[key]:position[key] + rnd.randint(1, 300)]
         position[key] += len(batch)
-        if rnd.random() < crashes:
-            send(stage1[key[0]].process(key[1], batch, BatchKV(store1)))  # sent, state not written
-            if rnd.random() < 0.5:
+        for out in run(key[0], key[1], lambda kv, key=key, batch=batch: stage1[key[0]].process(key[1], batch, kv)):
+            send(out)
+            if rnd.random() < 0.3:
                 run_stage2()
-        kv = BatchKV(store1)
-        out = stage1[key[0]].process(key[1], batch, kv)
-        kv.flush()
-        send(out)
-        if rnd.random() < 0.3:
-            run_stage2()
     run_stage2()
     return charges
 
