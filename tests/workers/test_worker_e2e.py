@@ -38,6 +38,8 @@ from fixtures.worker import (
 from topics.names import USAGE_TOPICS
 
 GB = 10**9
+TORN_WORKER = Path(__file__).parents[1] / "fixtures" / "torn_worker.py"
+TORN_EXIT = 3
 BJ = timezone(timedelta(hours=8))
 
 
@@ -214,6 +216,38 @@ def test_kill_9_during_a_replay_rocksdb_store(
     timer.mark("worker ready")
     _stop_at(stack, worker, 0.35, "kill", timer)
     _check_after_restarts(stack, month, worker, timer)
+
+
+def test_a_crash_in_the_middle_of_a_batchs_table_writes_is_completed_on_restart(
+        stack: Stack, worker_group: WorkerGroup, month: Month, timer: Timer, tmp_path: Path) -> None:
+    """kill -9 rarely lands between a batch's table writes (one synchronous loop, sent in the
+    background). Here, past 30 % of a replay, the worker writes one batch's journal and all its
+    keys but the last, then nothing more (tests/fixtures/torn_worker.py); the restarted worker
+    is torn the same way in its first batch, then runs undisturbed. It must complete the torn
+    batches from their journals and still bill exactly like ``rate``."""
+    _produce_month(stack, month, "--batch", "5")
+    timer.mark("produce")
+    trigger = tmp_path / "tear"
+    worker = worker_group(stack.prefix, "e2e-torn", loglevel="info", launcher=TORN_WORKER,
+                          env={"VASBILL_TEST_TEAR": str(trigger)})
+    worker.wait_ready()
+    committed, total = stack.wait_for_progress(worker.app_id, 0.3, timeout=90, alive=(worker,))
+    assert committed < total, "the tear should come mid-stream"
+    trigger.touch()
+    for start in (1, 2):  # the second tear: the restarted worker's first batch of two keys or more
+        code = worker.process.wait(60) if worker.process else None
+        log = worker.log_path.read_text(errors="replace").split("===== start")[-1]
+        assert code == TORN_EXIT and "torn_worker: writes of" in log, f"exit {code}\n{worker.log_tail()}"
+        what = log[log.index("torn_worker: writes of") + 23:].split(";")[0]
+        timer.mark(f"torn ({what}){f' at {committed}/{total} committed' if start == 1 else ''}")
+        if start == 2:
+            trigger.unlink()
+        worker.start()
+    worker.wait_ready()
+    timer.mark("ready again")
+    _check_after_restarts(stack, month, worker, timer)
+    restarted = worker.log_path.read_text(errors="replace").split("===== start 2")[1]
+    assert "wrote the last journaled batch again" in restarted, "the restart should have completed the journal"
 
 
 # -- 3. two workers in one group ----------------------------------------------------------------
