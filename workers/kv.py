@@ -165,8 +165,7 @@ class BatchKV:
                 if len(data) > self.max_value_bytes:
                     raise ValueTooLarge(
                         f"table value {key} is {len(data):,} bytes, over the {self.max_value_bytes:,}-byte limit "
-                        "of one Kafka message; its dedupe ids are too many for one app in one period "
-                        "(README: Performance and state size, Value size)")
+                        "of one Kafka message (README: Performance and state size, Value size)")
         deleted = [key for key in self.deleted if key in self.store]
         if self.journal is not None and (encoded or deleted):
             self.journal.write(self.store, [*encoded.items(), *((key, None) for key in deleted)])

@@ -45,6 +45,7 @@ from topics.names import USAGE_TOPIC_OF_TYPE
 from topics.reasons import Rejection
 from topics.timefmt import format_time, to_ms
 from topics.validation import check_event, split_message
+from workers import dedupe_ids
 from workers.kv import BatchKV
 
 AT_WATERMARK = -1  # a final tick without a time
@@ -220,10 +221,10 @@ class Stage1:
         period = meter.period_of(event)
         skey = self._memo(("st", meter.family, period.key if period else "", account, event.sdk_app_id))
         value = kv.get(skey) or {"state": meter.initial(), "ids": {}}
-        if event.event_id in value["ids"]:
+        if dedupe_ids.seen(kv, skey, value, event.event_id):
             out.events[(event.type, "duplicate")] += 1
             return []
-        value["ids"][event.event_id] = event.ms
+        dedupe_ids.add(kv, skey, value, event.event_id, event.ms)
         late: list[str] = []
         for touched in meter.fold(value["state"], event):
             unit = self._memo((meter.family, touched.kind, touched.key, account, event.sdk_app_id))
@@ -282,13 +283,14 @@ class Stage1:
                 continue
             gone.append(unit)
             meter = METERS[family]
+            value = kv.get(skey)
             if not meter.registry:
+                dedupe_ids.drop(kv, skey, value)
                 kv.delete(skey)
                 continue
-            value = kv.get(skey)
             if value:
                 meter.prune(value["state"], before_ms)
-                value["ids"] = {i: ms for i, ms in value["ids"].items() if ms >= before_ms}
+                dedupe_ids.prune(kv, skey, value, before_ms)
                 kv.put(skey, value)
         if gone:
             for unit in gone:

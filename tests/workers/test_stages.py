@@ -22,6 +22,7 @@ from topics.charges import Charge
 from topics.clockstamp import ReplayClock, encode
 from topics.names import USAGE_TOPIC_OF_TYPE, USAGE_TOPICS
 from vasbill.gen import GenOptions, generate
+from workers import dedupe_ids
 from workers.journal import Journal
 from workers.kv import MAX_VALUE_BYTES, BatchKV
 from workers.stages import Stage1, Stage2
@@ -209,6 +210,35 @@ def test_batches_sent_twice_after_crashes_still_equal_rate(month: tuple[AppDirec
     expected, _, _ = rate_lines(apps, lines, settings, now=lambda: NOW)
     assert sum(c.charge_id.endswith("/2026-08-02") and c.item == "relay.traffic" for c in expected) >= 9
     got = simulate(apps, lines, settings, seed, crashes=0.3)
+    seen: dict[tuple[str, int], dict[str, Any]] = {}
+    for charge in got:
+        doc = charge.to_dict()
+        doc.pop("emitted_at")
+        assert seen.setdefault((charge.charge_id, charge.revision), doc) == doc, "one revision, two contents"
+    assert seen == _by_revision(expected)
+
+
+def test_dedupe_ids_split_over_keys_still_equal_rate(month: tuple[AppDirectory, list[bytes]],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ids move out of the state value into hashed shards (thresholds made tiny here), with
+    crashes in the middle of batches: duplicates are still recognised exactly."""
+    apps, lines = month
+    monkeypatch.setattr(dedupe_ids, "INLINE_MAX", 20)
+    monkeypatch.setattr(dedupe_ids, "SHARD_MAX", 30)
+    spread_to: list[int] = []
+    spread = dedupe_ids._spread
+
+    def counted(kv: BatchKV, skey: str, value: dict[str, Any], ids: dict[str, int], bits: int) -> None:
+        spread_to.append(bits)
+        spread(kv, skey, value, ids, bits)
+
+    monkeypatch.setattr(dedupe_ids, "_spread", counted)
+    duplicates = [line for line in lines[::50] if b'"event_id"' in line]
+    lines = [*lines, *duplicates]  # sent again at the end: each must be recognised after its split
+    settings = BillingSettings()
+    expected, _, _ = rate_lines(apps, lines, settings, now=lambda: NOW)
+    got = simulate(apps, lines, settings, 5, crashes=0.3)
+    assert max(spread_to) >= 4, spread_to
     seen: dict[tuple[str, int], dict[str, Any]] = {}
     for charge in got:
         doc = charge.to_dict()
