@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fixtures.stores import RecordedWrites
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,26 +17,6 @@ batches = st.lists(
     st.dictionaries(st.sampled_from(KEYS), st.one_of(st.none(), st.integers(0, 10**6).map(lambda n: {"n": n})),
                     min_size=1),
     min_size=1, max_size=5)
-
-
-class Recorder(dict):  # type: ignore[type-arg]
-    """Records writes over a store instead of making them."""
-
-    def __init__(self, store: dict[str, bytes]) -> None:
-        super().__init__()
-        self.store, self.ops = store, []  # type: ignore[var-annotated]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.store.get(key, default)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.store
-
-    def __setitem__(self, key: str, value: bytes) -> None:
-        self.ops.append((key, value))
-
-    def __delitem__(self, key: str) -> None:
-        self.ops.append((key, None))
 
 
 def _apply(kv: BatchKV, batch: dict[str, Any]) -> None:
@@ -62,7 +43,7 @@ def test_a_crash_keeps_a_batch_whole_or_not_at_all(batches: list[dict[str, Any]]
         _apply(kv, batch)
         kv.flush()
     before = _state(store)
-    recorder = Recorder(store)
+    recorder = RecordedWrites(store)
     kv = BatchKV(recorder, journal=journal)
     _apply(kv, batches[-1])
     kv.flush()
@@ -71,11 +52,7 @@ def test_a_crash_keeps_a_batch_whole_or_not_at_all(batches: list[dict[str, Any]]
     # a batch that changes nothing (deletes absent keys) writes no journal: its state is ``before``
     marker_at = next((i for i, (key, _) in enumerate(recorder.ops) if key == "journal/0"), len(recorder.ops))
     kept = int(cut * len(recorder.ops))
-    for key, value in recorder.ops[:kept]:
-        if value is None:
-            store.pop(key, None)
-        else:
-            store[key] = value
+    recorder.keep(kept)
     restarted = Journal("journal/0", part_bytes)
     restarted.recover(store)
     if crash_twice:  # recovering again (another restart, another worker) changes nothing

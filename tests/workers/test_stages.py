@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
+from fixtures.stores import RecordedWrites
 
 from rating.biller import BillingSettings, rate_lines
 from topics.appconfig import AppConfig, AppDirectory
@@ -59,35 +60,6 @@ def _shifted(lines: list[bytes], days: int) -> list[bytes]:
             doc["date"] = (datetime.strptime(doc["date"], "%Y-%m-%d") + timedelta(days=days)).strftime("%Y-%m-%d")
         out.append(orjson.dumps(doc))
     return out
-
-
-class Crashed(dict):  # type: ignore[type-arg]
-    """A store that records a batch's writes in order instead of making them: a crash keeps
-    a prefix of them (a table's changelog is written key by key)."""
-
-    def __init__(self, store: dict[str, bytes]) -> None:
-        super().__init__()
-        self.store = store
-        self.ops: list[tuple[str, bytes | None]] = []
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.store.get(key, default)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.store
-
-    def __setitem__(self, key: str, value: bytes) -> None:
-        self.ops.append((key, value))
-
-    def __delitem__(self, key: str) -> None:
-        self.ops.append((key, None))
-
-    def keep(self, count: int) -> None:
-        for key, value in self.ops[:count]:
-            if value is None:
-                self.store.pop(key, None)
-            else:
-                self.store[key] = value
 
 
 def simulate(apps: AppDirectory, lines: list[bytes], settings: BillingSettings, seed: int,
@@ -137,7 +109,7 @@ def simulate(apps: AppDirectory, lines: list[bytes], settings: BillingSettings, 
             return BatchKV(writes_to, journal=found)
 
         if rnd.random() < crashes:
-            crashed = Crashed(store)
+            crashed = RecordedWrites(store)
             kv = batch_kv(crashed)
             out = process(kv)
             kv.flush()
@@ -176,6 +148,17 @@ def simulate(apps: AppDirectory, lines: list[bytes], settings: BillingSettings, 
     return charges
 
 
+def _assert_same_revisions(got: list[Charge], expected: list[Charge]) -> None:
+    """Every (charge_id, revision) has rate's content, and none came with two contents (a
+    revision may be sent twice after a crash, identical)."""
+    seen: dict[tuple[str, int], dict[str, Any]] = {}
+    for charge in got:
+        doc = charge.to_dict()
+        doc.pop("emitted_at")
+        assert seen.setdefault((charge.charge_id, charge.revision), doc) == doc, "one revision, two contents"
+    assert seen == _by_revision(expected)
+
+
 def _by_revision(charges: list[Charge]) -> dict[tuple[str, int], dict[str, Any]]:
     out = {}
     for charge in charges:
@@ -210,12 +193,7 @@ def test_batches_sent_twice_after_crashes_still_equal_rate(month: tuple[AppDirec
     expected, _, _ = rate_lines(apps, lines, settings, now=lambda: NOW)
     assert sum(c.charge_id.endswith("/2026-08-02") and c.item == "relay.traffic" for c in expected) >= 9
     got = simulate(apps, lines, settings, seed, crashes=0.3)
-    seen: dict[tuple[str, int], dict[str, Any]] = {}
-    for charge in got:
-        doc = charge.to_dict()
-        doc.pop("emitted_at")
-        assert seen.setdefault((charge.charge_id, charge.revision), doc) == doc, "one revision, two contents"
-    assert seen == _by_revision(expected)
+    _assert_same_revisions(got, expected)
 
 
 def test_dedupe_ids_split_over_keys_still_equal_rate(month: tuple[AppDirectory, list[bytes]],
@@ -239,12 +217,7 @@ def test_dedupe_ids_split_over_keys_still_equal_rate(month: tuple[AppDirectory, 
     expected, _, _ = rate_lines(apps, lines, settings, now=lambda: NOW)
     got = simulate(apps, lines, settings, 5, crashes=0.3)
     assert max(spread_to) >= 4, spread_to
-    seen: dict[tuple[str, int], dict[str, Any]] = {}
-    for charge in got:
-        doc = charge.to_dict()
-        doc.pop("emitted_at")
-        assert seen.setdefault((charge.charge_id, charge.revision), doc) == doc, "one revision, two contents"
-    assert seen == _by_revision(expected)
+    _assert_same_revisions(got, expected)
 
 
 def test_app_partitioning_keeps_final_charges(month: tuple[AppDirectory, list[bytes]]) -> None:
