@@ -221,7 +221,7 @@ class VasbillWorker:
                 stamp = ((configstamp.HEADER, configstamp.encode(needs)),) if needs else None
                 done, sends = [], []
                 for partition, group in _by_partition(events).items():
-                    messages = [(e.value, header(e)) for e in group]
+                    messages = [(e.message.offset, e.value, header(e)) for e in group]
                     kv = self._batch_kv(table, group)
                     out = stage.process(partition, messages, kv)
                     if await self._learned_apps(out.quarantine):  # nothing written yet: run it again
@@ -290,7 +290,7 @@ class VasbillWorker:
             done, sends = [], []
             for partition, group in _by_partition(events).items():
                 kv = self._batch_kv(self.table2, group)
-                out = self.stage2.process(partition, [e.value for e in group], kv)
+                out = self.stage2.process(partition, [(e.message.offset, e.value) for e in group], kv)
                 for charge in out.charges:
                     sends.append(await self.billing[charge.product].send(
                         key=charge.account_id.encode(), value=orjson.dumps(charge.to_dict())))
@@ -322,6 +322,10 @@ class VasbillWorker:
             m.late_events.inc(out.late_events)
         if out.stale_tasks:
             m.stale_tasks.inc(out.stale_tasks)
+        if out.redelivered:
+            m.redelivered.labels("stage1").inc(out.redelivered)
+            log.info("stage 1 %s partition %d: skipped %d messages its state already holds (delivered again "
+                     "after a restart or a rebalance)", group[-1].message.topic, out.partition, out.redelivered)
         if out.clock_ms:
             self.clock_ms = max(self.clock_ms, out.clock_ms)
             m.clock.set(self.clock_ms / 1000)
@@ -333,6 +337,8 @@ class VasbillWorker:
 
     def _observe_stage2(self, out: Any) -> None:
         m = self.metrics
+        if out.redelivered:
+            m.redelivered.labels("stage2").inc(out.redelivered)
         for charge in out.charges:
             m.add_charge(charge.product, charge.item, charge.revision, charge.delta)
         for delay in out.close_delays_ms:

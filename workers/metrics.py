@@ -41,6 +41,7 @@ class Metrics:
     close_delay: Histogram
     table_entries: Gauge
     stale_tasks: Counter
+    redelivered: Counter
     ready: Gauge
     clock: Gauge
     close_clock: Gauge
@@ -81,6 +82,9 @@ class Metrics:
                                 registry=r),
             stale_tasks=Counter(f"{prefix}_stale_recording_tasks_total",
                                 "Recording tasks without a stop when their month closed.", registry=r),
+            redelivered=Counter(f"{prefix}_redelivered_messages_total",
+                                "Input messages skipped: their stage's state already held them (delivered "
+                                "again after a crash or a rebalance).", ["stage"], registry=r),
             ready=Gauge(f"{prefix}_ready", "1 when partitions are assigned and tables recovered.", registry=r),
             clock=Gauge(f"{prefix}_clock_seconds", "Largest billing clock of this worker's partitions (epoch s).",
                         registry=r),
@@ -115,6 +119,8 @@ class Metrics:
             self.revisions.labels(product, item)
         for kind in PACKAGE_KINDS:
             self.packages_exhausted.labels(kind)
+        for stage in ("stage1", "stage2"):
+            self.redelivered.labels(stage)
 
     def add_charge(self, product: str, item: str, revision: int, delta: Decimal) -> None:
         self.charges.labels(product, item).inc()

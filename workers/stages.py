@@ -14,9 +14,14 @@ the partitions of the unit's topic passes the close time, so where a period clos
 depends on how partitions are assigned to workers. With ``--clock wall`` only ticks (sent
 by the leader's timer) move the clock. A final tick closes everything that began by then.
 
-Dedupe entries live inside the table value of the state they changed, so the entry and the
-state it protects are written in the same changelog message: a re-delivered event is
-always recognised, whatever the crash point.
+Exact across crashes (at-least-once delivery):
+- a batch's table writes are all or nothing (``workers.journal``);
+- each partition's state holds the offset of the last input message it applied, so the
+  messages Kafka delivers again after a crash or a rebalance (applied, not yet committed)
+  are skipped, not applied a second time;
+- a stage-1 batch redone after a crash before its state write sends its summaries again:
+  each is numbered with the state it comes from, and stage 2 drops a number it has taken;
+- dedupe ids (``workers.dedupe_ids``) catch events that producers sent twice.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -56,6 +61,19 @@ def _key(*parts: object) -> str:
     return orjson.dumps(parts).decode()
 
 
+Message = TypeVar("Message", bound=tuple[Any, ...])
+
+
+def fresh(messages: list[Message], applied: int | None, out: Stage1Output | Stage2Output) -> list[Message]:
+    """The messages (offset first) past ``applied``, the offset the partition's state was
+    saved with; the rest were applied with that state and are counted as re-delivered."""
+    if applied is None or not messages or messages[0][0] > applied:
+        return messages
+    kept = [m for m in messages if m[0] > applied]
+    out.redelivered += len(messages) - len(kept)
+    return kept
+
+
 @dataclass
 class Stage1Output:
     """What one batch produced: messages to send, and counts for the metrics."""
@@ -69,6 +87,7 @@ class Stage1Output:
     late_events: int = 0
     stale_tasks: int = 0
     clock_ms: int | None = None
+    redelivered: int = 0  # messages at or below the offset the state already holds
 
 
 class Stage1:
@@ -97,16 +116,22 @@ class Stage1:
         self.grace_month_ms = settings.grace_month_s * 1000
         self.horizon_ms = settings.horizon_s * 1000
 
-    def process(self, partition: int, messages: list[tuple[bytes, bytes | None]], kv: BatchKV) -> Stage1Output:
-        """A batch of (message value, ``vasbill-clock`` header) of one partition, in order."""
+    def process(self, partition: int, messages: list[tuple[int, bytes, bytes | None]], kv: BatchKV) -> Stage1Output:
+        """A batch of (offset, message value, ``vasbill-clock`` header) of one partition, in
+        order. Messages up to the offset saved with the state were applied already: the
+        state was written, their offsets not yet committed (``fresh``)."""
         out = Stage1Output(partition=partition)
         clock_key = _key("clock", self.topic, partition)
         clock = kv.get(clock_key) or {"wm": None, "tick": None, "final": None, "sent": None, "fin_sent": None}
+        messages = fresh(messages, clock.get("off"), out)
+        if not messages:
+            return out
+        clock["off"] = messages[-1][0]
         open_key = _key("open", self.topic, partition)
         opened: dict[str, list[Any]] = kv.get(open_key) or {}
         apps = self.apps()
         now = to_ms(self.now())
-        for raw, header in messages:
+        for _offset, raw, header in messages:
             stamp = clockstamp.decode(header)
             for i, part in enumerate(split_message(raw)):
                 if stamp is not None:  # the replay clock before this event, as ``rate`` saw it
@@ -309,9 +334,10 @@ class Stage1:
             out.stale_tasks += summary.get("stale", 0)
         message = {"k": "prov" if provisional else "sum", "f": family, "p": [pkind, pkey], "a": account,
                    "app": app, "s": summary, "late": late, "w": w}
-        if late and value:
+        if value and not provisional:
             # Numbered with the state (same table value): a batch redone after a crash sends
-            # its late summaries again with the same numbers, and stage 2 drops them.
+            # its summaries again with the same numbers, and stage 2 drops them. A copy of a
+            # close summary must not come after the late one that revised it.
             value["n"] = value.get("n", 0) + 1
             kv.put(skey, value)
             message["src"], message["n"] = skey, value["n"]
@@ -327,6 +353,7 @@ class Stage2Output:
     close_delays_ms: list[int] = field(default_factory=list)  # clock at close − close time
     close_clocks: dict[str, int] = field(default_factory=dict)  # topic -> smallest partition clock
     balances: dict[str, dict[str, Any]] = field(default_factory=dict)  # account -> package -> left
+    redelivered: int = 0  # messages at or below the offset the state already holds
 
 
 class Stage2:
@@ -337,8 +364,13 @@ class Stage2:
         self.settings = settings
         self.partitions = partitions
 
-    def process(self, partition: int, messages: list[bytes], kv: BatchKV) -> Stage2Output:
+    def process(self, partition: int, messages: list[tuple[int, bytes]], kv: BatchKV) -> Stage2Output:
         out = Stage2Output()
+        applied_key = _key("in", partition)
+        messages = fresh(messages, kv.get(applied_key), out)
+        if not messages:
+            return out
+        kv.put(applied_key, messages[-1][0])
         wm_key = _key("wm", partition)
         marks: dict[str, list[Any]] = kv.get(wm_key) or {}
         open_key = _key("open2", partition)
@@ -346,7 +378,7 @@ class Stage2:
         pend_key = _key("late2", partition)  # index of held late summaries: [[seq, family, w], ...]
         pending: list[list[Any]] = kv.get(pend_key) or []
         numbers: dict[str, int] = {}  # late summaries taken in this batch: lastn key -> number
-        for raw in messages:
+        for _offset, raw in messages:
             message = orjson.loads(raw)
             if message["k"] == "prov":
                 self._store(kv, message, provisional=True)
@@ -362,7 +394,7 @@ class Stage2:
                 kv.put(_key("held", partition, seq), message)  # one key each: values stay small
                 pending.append([seq, message["f"], message.get("w") or 0])
                 self._run_due(marks, opened, pending, kv, out, partition)
-            else:
+            elif not self._sent_again(message, kv, numbers):
                 self._summary(message, marks, opened, pending, kv, out, partition)
         kv.put(wm_key, marks)
         kv.put(open_key, opened)
@@ -377,9 +409,9 @@ class Stage2:
 
     @staticmethod
     def _sent_again(message: dict[str, Any], kv: BatchKV, numbers: dict[str, int]) -> bool:
-        """A late summary stage 1 sent before (it redid a batch after a crash): its number is
-        not above the last one taken from the same stage-1 state. Applying it again would
-        put an older state back and bill it as a revision. A new number is noted in
+        """A summary stage 1 sent before (it redid a batch after a crash): its number is not
+        above the last one taken from the same stage-1 state. Applying it again could put
+        an older state back and bill it as a revision. A new number is noted in
         ``numbers``, written at the end of the batch."""
         source, number = message.get("src"), message.get("n")
         if source is None or number is None:

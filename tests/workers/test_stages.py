@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import random
 import zlib
+from collections import Counter
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -26,7 +28,7 @@ from vasbill.gen import GenOptions, generate
 from workers import dedupe_ids
 from workers.journal import Journal
 from workers.kv import MAX_VALUE_BYTES, BatchKV
-from workers.stages import Stage1, Stage2
+from workers.stages import Stage1, Stage1Output, Stage2, Stage2Output
 
 PARTITIONS = 4
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
@@ -63,15 +65,20 @@ def _shifted(lines: list[bytes], days: int) -> list[bytes]:
 
 
 def simulate(apps: AppDirectory, lines: list[bytes], settings: BillingSettings, seed: int,
-             by_account: bool = True, crashes: float = 0.0, journal: bool = True) -> list[Charge]:
+             by_account: bool = True, crashes: float = 0.0, journal: bool = True,
+             seen: Counter[str] | None = None) -> list[Charge]:
     """Route lines like ``vasbill produce`` (replay header, partition), then run both stages
-    with random batch sizes and a random interleaving of partitions. With ``crashes``, that
+    with random batch sizes and a random interleaving of partitions, as a worker consuming
+    logs: each input (usage partition, summaries partition) has offsets, and after a batch
+    its position is committed only now and then (at-least-once). With ``crashes``, that
     share of batches "crash" after their outputs went out, in the middle of their table
-    writes (a random prefix of them is kept, journal included); the worker restarts (its
-    journals recover) and runs the batch again from the same input (at-least-once)."""
+    writes (a random prefix of them is kept, journal included); the restarted worker's
+    journals recover and every input is read again from its last committed offset, so
+    batches already applied (state written, offset not committed) come back too. ``seen``
+    counts crashes and the messages the stages recognised as re-delivered."""
     clock = ReplayClock(apps, NOW, settings.horizon_s * 1000)
     account_of = {app: acct for acct, ids in apps.accounts().items() for app in ids}
-    queues: dict[tuple[str, int], list[tuple[bytes, bytes | None]]] = {
+    usage: dict[tuple[str, int], list[tuple[bytes, bytes | None]]] = {
         (t, p): [] for t in USAGE_TOPICS for p in range(PARTITIONS)}
     for line in lines:
         try:
@@ -81,15 +88,18 @@ def simulate(apps: AppDirectory, lines: list[bytes], settings: BillingSettings, 
             doc, topic, key = None, "usage.relay", 0
         before = clock.before(doc)
         route = account_of.get(key, str(key)) if by_account else str(key)
-        queues[(topic, zlib.crc32(route.encode()) % PARTITIONS)].append((line, encode([before], clock.final_ms)))
+        usage[(topic, zlib.crc32(route.encode()) % PARTITIONS)].append((line, encode([before], clock.final_ms)))
     final = orjson.dumps({"type": "clock.tick", "ms": None, "final": True})
-    for queue in queues.values():
-        queue.append((final, None))
+    for log in usage.values():
+        log.append((final, None))
     stage1 = {t: Stage1(t, lambda: apps, settings, now=lambda: NOW, provisional_every_s=0.0) for t in USAGE_TOPICS}
     stage2 = Stage2(lambda: apps, settings, PARTITIONS)
     stores: dict[str, dict[str, bytes]] = {t: {} for t in [*USAGE_TOPICS, "stage2"]}  # one table each
     journals: dict[tuple[str, int], Journal] = {}
-    inbox: dict[int, list[bytes]] = {q: [] for q in range(PARTITIONS)}
+    summaries: dict[int, list[bytes]] = {q: [] for q in range(PARTITIONS)}  # the internal topic
+    inputs: dict[tuple[str, int], list[Any]] = {**usage, **{("stage2", q): log for q, log in summaries.items()}}
+    position = dict.fromkeys(inputs, 0)
+    committed = dict.fromkeys(inputs, 0)
     charges: list[Charge] = []
     rnd = random.Random(seed)
 
@@ -98,54 +108,49 @@ def simulate(apps: AppDirectory, lines: list[bytes], settings: BillingSettings, 
             return None
         return journals.setdefault((table, partition), Journal(f"journal/{partition}", MAX_VALUE_BYTES))
 
-    def run(table: str, partition: int, process: Any) -> Any:
-        """One batch; maybe a crash in the middle of its writes, a restart, and the batch again."""
-        store = stores[table]
-
-        def batch_kv(writes_to: dict[str, bytes]) -> BatchKV:
-            found = journal_of(table, partition)
-            if found is not None:
-                found.recover(store)  # as the worker does before each batch (a no-op unless restarted)
-            return BatchKV(writes_to, journal=found)
-
-        if rnd.random() < crashes:
-            crashed = RecordedWrites(store)
-            kv = batch_kv(crashed)
-            out = process(kv)
-            kv.flush()
-            crashed.keep(rnd.randint(0, len(crashed.ops)))
-            journals.clear()  # the restarted worker remembers no journal
-            yield out  # sent before the crash
-        kv = batch_kv(store)
-        out = process(kv)
-        kv.flush()
-        yield out
-
-    def run_stage2() -> None:
-        for q, messages in inbox.items():
-            if messages:
-                for out in run("stage2", q, lambda kv, q=q, messages=messages: stage2.process(q, messages, kv)):
-                    charges.extend(out.charges)
-                inbox[q] = []
+    def process(table: str, partition: int, batch: list[tuple[int, Any]], kv: BatchKV) -> Any:
+        if table == "stage2":
+            return stage2.process(partition, batch, kv)
+        return stage1[table].process(partition, [(offset, *message) for offset, message in batch], kv)
 
     def send(out: Any) -> None:
+        if isinstance(out, Stage2Output):
+            charges.extend(out.charges)
+            return
         for account, message in out.summaries:
-            inbox[zlib.crc32(account.encode()) % PARTITIONS].append(message)
+            summaries[zlib.crc32(account.encode()) % PARTITIONS].append(message)
         if out.watermark:
-            for q in inbox:
-                inbox[q].append(out.watermark)
+            for log in summaries.values():
+                log.append(out.watermark)
 
-    position = dict.fromkeys(queues, 0)
-    while any(position[k] < len(queues[k]) for k in queues):
-        key = rnd.choice([k for k in queues if position[k] < len(queues[k])])
-        batch = queues[key][position[key]:position[key] + rnd.randint(1, 300)]
-        position[key] += len(batch)
-        for out in run(key[0], key[1], lambda kv, key=key, batch=batch: stage1[key[0]].process(key[1], batch, kv)):
-            send(out)
-            if rnd.random() < 0.3:
-                run_stage2()
-    run_stage2()
-    return charges
+    while True:
+        ready = [k for k in inputs if position[k] < len(inputs[k])]
+        if not ready:
+            return charges
+        table, partition = key = rnd.choice(ready)
+        start = position[key]
+        batch = list(enumerate(inputs[key][start:start + rnd.randint(1, 300)], start))
+        store = stores[table]
+        crashed = rnd.random() < crashes
+        writes = RecordedWrites(store) if crashed else store
+        found = journal_of(table, partition)
+        if found is not None:
+            found.recover(store)  # as the worker does before each batch (a no-op unless restarted)
+        kv = BatchKV(writes, journal=found)
+        out = process(table, partition, batch, kv)
+        send(out)  # outputs are delivered before the state is written
+        kv.flush()
+        if seen is not None:
+            seen["redelivered"] += out.redelivered
+            seen["crashes"] += crashed
+        if crashed:
+            writes.keep(rnd.randint(0, len(writes.ops)))
+            journals.clear()  # the restarted worker remembers no journal
+            position.update(committed)  # and reads every input again from its committed offset
+            continue
+        position[key] = start + len(batch)
+        if rnd.random() < 0.5:
+            committed[key] = position[key]
 
 
 def _assert_same_revisions(got: list[Charge], expected: list[Charge]) -> None:
@@ -192,7 +197,9 @@ def test_batches_sent_twice_after_crashes_still_equal_rate(month: tuple[AppDirec
     settings = BillingSettings()
     expected, _, _ = rate_lines(apps, lines, settings, now=lambda: NOW)
     assert sum(c.charge_id.endswith("/2026-08-02") and c.item == "relay.traffic" for c in expected) >= 9
-    got = simulate(apps, lines, settings, seed, crashes=0.3)
+    seen: Counter[str] = Counter()
+    got = simulate(apps, lines, settings, seed, crashes=0.3, seen=seen)
+    assert seen["crashes"] > 100 and seen["redelivered"] > 1000, seen
     _assert_same_revisions(got, expected)
 
 
@@ -249,3 +256,69 @@ def test_pruning_past_the_horizon_keeps_two_months_exact(month: tuple[AppDirecto
     assert _by_revision(got) == _by_revision(expected)
     assert {c.charge_id.rsplit("/", 1)[1][:7] for c in got} == {"2026-08", "2026-09", "2026-10"} & {
         c.charge_id.rsplit("/", 1)[1][:7] for c in expected}
+
+
+def test_a_close_sent_again_after_its_late_revision_is_not_billed_again(
+        month: tuple[AppDirectory, list[bytes]]) -> None:
+    """One stage-1 batch closes a day and takes a late event for it, and crashes before its
+    state write: the redone batch sends the close summary and the late one again, after
+    stage 2 took both. The copy of the close must not put revision 1's usage back."""
+    apps, _ = month
+    app = next(a.sdk_app_id for a in (apps.at(i, 0) for i in apps.app_ids()) if a and a.enabled("relay"))
+
+    def relay(event_id: str, when: str, gb: int) -> bytes:
+        return orjson.dumps({"event_id": event_id, "sdk_app_id": app, "type": "relay.traffic", "time": when,
+                             "stream_id": "s", "zone": "mainland", "bytes": gb * 10**9})
+
+    lines = [relay("a", "2026-08-02T10:00:00+08:00", 1), relay("b", "2026-08-03T12:00:00+08:00", 1),
+             relay("late", "2026-08-02T11:00:00+08:00", 2)]
+    settings = BillingSettings()
+    expected, _, _ = rate_lines(apps, lines, settings, now=lambda: NOW)
+    day = [c for c in expected if c.charge_id.endswith("/2026-08-02")]
+    assert [(c.revision, c.lines[0].quantity) for c in day] == [(1, Decimal(1)), (2, Decimal(3))]
+
+    stage1 = Stage1("usage.relay", lambda: apps, settings, now=lambda: NOW)
+    stage2 = Stage2(lambda: apps, settings, 1)
+    store1: dict[str, bytes] = {}
+    crashed = RecordedWrites(store1)
+    batch = [(offset, line, None) for offset, line in enumerate(lines)]
+    first = stage1.process(0, batch, BatchKV(crashed))  # its writes are lost: a crash
+    again = stage1.process(0, batch, BatchKV(store1))
+    assert first.summaries == again.summaries and len(first.summaries) == 2
+    inbox = [message for out in (first, again) for _, message in out.summaries]
+    store2: dict[str, bytes] = {}
+    kv = BatchKV(store2)
+    got = stage2.process(0, list(enumerate([first.watermark or b"", *inbox])), kv).charges
+    assert [(c.charge_id, c.revision, c.lines[0].quantity) for c in got if c.charge_id == day[0].charge_id] == [
+        (day[0].charge_id, 1, Decimal(1)), (day[0].charge_id, 2, Decimal(3))]
+
+
+def test_messages_delivered_again_after_their_state_was_saved_are_skipped(
+        month: tuple[AppDirectory, list[bytes]]) -> None:
+    """A crash after a batch's state write, before its offsets were committed: Kafka delivers
+    the batch again. Its events were applied with the state; by now they may be older than
+    the lateness horizon, and must not be quarantined as ``too_late`` (nor counted again)."""
+    apps, _ = month
+    app = next(a.sdk_app_id for a in (apps.at(i, 0) for i in apps.app_ids()) if a and a.enabled("relay"))
+    settings = BillingSettings(horizon_s=3 * 86_400)
+    stage1 = Stage1("usage.relay", lambda: apps, settings, now=lambda: NOW)
+    store: dict[str, bytes] = {}
+
+    def relay(event_id: str, when: str) -> bytes:
+        return orjson.dumps({"event_id": event_id, "sdk_app_id": app, "type": "relay.traffic", "time": when,
+                             "stream_id": "s", "zone": "mainland", "bytes": 10**9})
+
+    def run(batch: list[tuple[int, bytes, bytes | None]]) -> Stage1Output:
+        kv = BatchKV(store)
+        out = stage1.process(0, batch, kv)
+        kv.flush()
+        return out
+
+    first = [(0, relay("a", "2026-08-02T10:00:00+08:00"), None)]
+    later = [(1, relay("b", "2026-08-10T10:00:00+08:00"), None)]
+    assert run(first).events[("relay.traffic", "accepted")] == 1
+    assert run(later).events[("relay.traffic", "accepted")] == 1
+    again = run([*first, *later, (2, relay("c", "2026-08-10T11:00:00+08:00"), None)])
+    assert (again.redelivered, again.quarantine, dict(again.events)) == (2, [], {("relay.traffic", "accepted"): 1})
+    stale = run([(3, relay("d", "2026-08-02T11:00:00+08:00"), None)])  # a new event that old is too late
+    assert [r.reason.value for r in stale.quarantine] == ["too_late"]

@@ -164,8 +164,10 @@ def _check_after_restarts(stack: Stack, month: Month, worker: WorkerProcess, tim
     same_revisions = set(keyed) == set(month.keyed) and all(keyed[k][0] == month.keyed[k][0] for k in keyed)
     timer.note(f"every revision identical to rate's: {same_revisions}; "
                f"duplicate records: {len(got) - len(keyed)}, with different content: {len(conflicts)}")
-    assert not conflicts, f"revisions emitted twice with different content: {conflicts[:5]}\n" + _diff(got, month)
-    assert latest(got) == month.latest, _diff(got, month)
+    if conflicts or not same_revisions:
+        report = _diff(got, month) + "\n" + stack.lag_report(worker.app_id)
+        assert not conflicts, f"revisions emitted twice with different content: {conflicts[:5]}\n{report}"
+        raise AssertionError(f"every revision must be rate's, none extra, none missing\n{report}")
 
 
 def _stop_at(stack: Stack, worker: WorkerProcess, fraction: float, how: str, timer: Timer) -> None:
