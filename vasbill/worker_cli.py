@@ -89,6 +89,7 @@ def run_worker(settings: Any, loglevel: str = "warning") -> None:
     import faust
 
     from workers.app import create_app
+    from workers.local_tables import open_tables, stopped_cleanly
 
     logging.getLogger("faust").setLevel(loglevel.upper())
     app = create_app(settings)
@@ -97,4 +98,12 @@ def run_worker(settings: Any, loglevel: str = "warning") -> None:
     # every debug record of aiokafka is built (3 % of the worker's time), and it writes
     # terminal escape codes into log files.
     worker.spinner = None
-    worker.execute_from_commandline()
+    local = settings.store == "rocksdb"  # workers/local_tables.py: trusted after a clean stop only
+    if local:
+        open_tables(Path(settings.data_dir), Path(app.conf.tabledir))
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as stop:
+        if local and stop.code in (0, None):
+            stopped_cleanly(Path(settings.data_dir))
+        raise
