@@ -24,7 +24,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
@@ -154,7 +154,7 @@ class VasbillWorker:
     def _table(self, name: str) -> Any:
         # key_type/value_type too: without them Faust gives the changelog "json" serializers,
         # and recovery would decode our raw bytes into tuples and dicts (a restart loses state)
-        schema = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+        schema: Any = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
         return self.app.Table(name, partitions=self.settings.partitions, schema=schema,
                               key_type=bytes, value_type=bytes)
 
@@ -206,10 +206,11 @@ class VasbillWorker:
         await self.configs.start()
         follower = asyncio.ensure_future(self.configs.follow())
 
-        @self.app.on_before_shutdown.connect
         async def stop_configs(app: Any, **kwargs: Any) -> None:
             follower.cancel()
             await self.configs.stop()
+
+        self.app.on_before_shutdown.connect(cast(Any, stop_configs))  # mode's signal types want a sync receiver
 
     def _stage1_agent(self, base: str) -> Any:
         stage, table = self.stage1[base], self.tables[base]

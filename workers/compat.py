@@ -542,4 +542,4 @@ def set_consumer_fetch_wait(ms: int | None) -> None:
 
     setattr(create_worker_consumer, _MARK, True)
     create_worker_consumer.__wrapped__ = original  # type: ignore[attr-defined]
-    thread._create_worker_consumer = create_worker_consumer
+    thread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]  # the patch

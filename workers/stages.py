@@ -427,7 +427,8 @@ class Stage2:
         A final "at the watermark" counts as the largest clock any partition reported."""
         known = [m[0] for m in marks.values() if m[0] is not None]
         watermark = max(known) if known else None
-        clocks, finals = [], []
+        clocks: list[Any] = []
+        finals: list[Any] = []
         for p in range(self.partitions):
             clock, final = marks.get(f"{topic}:{p}", [None, None])
             clocks.append(clock)

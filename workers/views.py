@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from workers.kv import BatchKV
 
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 def is_ready(worker: VasbillWorker) -> tuple[bool, dict[str, Any]]:
     app = worker.app
-    recovery = app.tables.recovery
+    recovery = cast(Any, app.tables).recovery  # the table manager's recovery service (not in its type)
     detail = {
         "configs_synced": worker.configs.synced.is_set(),
         "apps": len(worker.configs.directory),
