@@ -258,14 +258,14 @@ def _accounts_in(key: Any, accounts: set[str]) -> str | None:
     return None
 
 
-def worker_table_bytes(stack: Stack, app_id: str, accounts: set[str]) -> dict[str, Any] | None:
+def worker_table_bytes(stack: Stack, group: str, accounts: set[str]) -> dict[str, Any] | None:
     """Latest value of every key on the worker's changelog topics, split by account."""
     from workers.kafka_io import kafka_python, read_records
 
     kafka = kafka_python()
     consumer = kafka.KafkaConsumer(bootstrap_servers=stack.kafka.bootstrap, client_id="vasbill-bench")
     try:
-        topics = sorted(t for t in consumer.topics() if t.startswith(f"{app_id}-") and t.endswith("-changelog"))
+        topics = sorted(t for t in consumer.topics() if t.startswith(f"{group}-") and t.endswith("-changelog"))
     finally:
         consumer.close()
     if not topics:
@@ -390,7 +390,7 @@ def run_bench(options: BenchOptions, err: Any) -> dict[str, Any]:
         note(f"charges  {len(charges):,} revisions; matches vasbill rate: {comparison.matching}/{comparison.total}")
         worker.stop()
         results["worker_peak_rss_bytes"] = worker.peak_rss
-        results["worker_tables"] = worker_table_bytes(stack, worker.app_id, accounts)
+        results["worker_tables"] = worker_table_bytes(stack, f"{stack.names.prefix}{worker.app_id}", accounts)
     results["seconds"] = time.monotonic() - started
     return results
 

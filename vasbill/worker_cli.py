@@ -89,6 +89,7 @@ def run_worker(settings: Any, loglevel: str = "warning") -> None:
     import faust
 
     from workers.app import create_app
+    from workers.kafka_io import existing_topics
     from workers.local_tables import open_tables, stopped_cleanly
 
     logging.getLogger("faust").setLevel(loglevel.upper())
@@ -98,12 +99,15 @@ def run_worker(settings: Any, loglevel: str = "warning") -> None:
     # every debug record of aiokafka is built (3 % of the worker's time), and it writes
     # terminal escape codes into log files.
     worker.spinner = None
-    local = settings.store == "rocksdb"  # workers/local_tables.py: trusted after a clean stop only
+    settings.group_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
+    local = settings.store == "rocksdb"  # workers/local_tables.py: kept after a clean stop only
     if local:
-        open_tables(Path(settings.data_dir), Path(app.conf.tabledir))
+        changelogs = {table.changelog_topic.get_topic_name() for table in app.tables.values()}
+        existing = existing_topics(settings.kafka)
+        open_tables(settings.group_dir, Path(app.conf.tabledir), changelogs_exist=changelogs <= set(existing))
     try:
         worker.execute_from_commandline()
     except SystemExit as stop:
         if local and stop.code in (0, None):
-            stopped_cleanly(Path(settings.data_dir))
+            stopped_cleanly(settings.group_dir)
         raise

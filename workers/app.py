@@ -116,11 +116,11 @@ class VasbillWorker:
         extra["processing_guarantee"] = settings.processing_guarantee
         self.names = TopicNames(settings.prefix, settings.partitions)
         self.app = faust.App(
-            settings.app_id,
+            settings.group,
             broker=[f"kafka://{server}" for server in settings.kafka.servers],
             broker_credentials=credentials(settings),
             store=settings.store_url,
-            datadir=str(settings.data_dir),
+            datadir=str(settings.group_dir),
             web_host=settings.web_host,
             web_bind=settings.web_bind,
             web_port=settings.web_port,

@@ -50,6 +50,18 @@ class WorkerSettings:
             raise ValueError("; ".join(problems))
 
     @property
+    def group(self) -> str:
+        """The Faust app id: consumer group and table changelog names. Under the topic
+        prefix, so two prefixes on one cluster (a replay next to the live worker) never
+        share tables, whatever ``--app-id`` says."""
+        return f"{self.prefix}{self.app_id}"
+
+    @property
+    def group_dir(self) -> Path:
+        """Faust's data dir for this group: RocksDB files of two groups never mix."""
+        return self.data_dir / "".join(c if c.isalnum() or c in "._-" else "_" for c in self.group)
+
+    @property
     def store_url(self) -> str:
         return "memory://" if self.store == "memory" else "rocksdb://"
 

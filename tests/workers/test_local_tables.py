@@ -29,5 +29,13 @@ def test_tables_of_a_clean_stop_are_kept_and_the_marker_is_taken_back(tmp_path: 
     assert open_tables(tmp_path, tables) is True  # this run then died without stopping cleanly
 
 
+def test_tables_whose_changelogs_are_not_on_the_cluster_are_discarded_even_after_a_clean_stop(
+        tmp_path: Path) -> None:
+    tables = _tables(tmp_path)
+    stopped_cleanly(tmp_path)
+    assert open_tables(tmp_path, tables, changelogs_exist=False) is True
+    assert not tables.exists()
+
+
 def test_a_first_start_has_nothing_to_discard(tmp_path: Path) -> None:
     assert open_tables(tmp_path / "new", tmp_path / "new" / "v1" / "tables") is False

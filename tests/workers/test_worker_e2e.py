@@ -36,6 +36,7 @@ from fixtures.worker import (
 )
 
 from topics.names import USAGE_TOPICS
+from workers.broker import EmbeddedBroker
 
 GB = 10**9
 TORN_WORKER = Path(__file__).parents[1] / "fixtures" / "torn_worker.py"
@@ -47,13 +48,13 @@ BJ = timezone(timedelta(hours=8))
 
 
 class Month:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, accounts: int = 5, scale: float = 0.2, seed: int = 7) -> None:
         self.events = directory / "events.jsonl"
         self.apps = directory / "apps.jsonl"
         self.rate_out = directory / "rate.jsonl"
         self.rate_quarantine = directory / "rate-quarantine.jsonl"
-        gen = cli("gen", "--accounts", "5", "--scale", "0.2", "--seed", "7", "--out", str(self.events),
-                  "--apps-out", str(self.apps))
+        gen = cli("gen", "--accounts", str(accounts), "--scale", str(scale), "--seed", str(seed),
+                  "--out", str(self.events), "--apps-out", str(self.apps))
         assert gen.exit_code == 0, gen.output
         rate = cli("rate", "--events", str(self.events), "--apps", str(self.apps), "--out", str(self.rate_out),
                    "--quarantine", str(self.rate_quarantine))
@@ -125,7 +126,7 @@ def test_a_month_through_kafka_and_the_worker_equals_vasbill_rate(
     summary = _produce_month(stack, month)
     assert f"produced {month.lines} lines" in summary, summary
     timer.mark(f"produce {month.lines} lines")
-    stack.wait_for_progress(worker.app_id, 1.0, timeout=120, alive=(worker,))
+    stack.wait_for_progress(worker.group, 1.0, timeout=120, alive=(worker,))
     timer.mark("consumed")
     stack.tick("--final")
     stack.wait_for_charges(keys=set(month.keyed), timeout=60, alive=(worker,), on_fail=worker.log_tail)
@@ -152,7 +153,7 @@ def test_a_month_through_kafka_and_the_worker_equals_vasbill_rate(
 
 
 def _check_after_restarts(stack: Stack, month: Month, worker: WorkerProcess, timer: Timer) -> None:
-    stack.wait_for_progress(worker.app_id, 1.0, timeout=120, alive=(worker,))
+    stack.wait_for_progress(worker.group, 1.0, timeout=120, alive=(worker,))
     timer.mark("consumed")
     stack.tick("--final")
     try:
@@ -165,7 +166,7 @@ def _check_after_restarts(stack: Stack, month: Month, worker: WorkerProcess, tim
     timer.note(f"every revision identical to rate's: {same_revisions}; "
                f"duplicate records: {len(got) - len(keyed)}, with different content: {len(conflicts)}")
     if conflicts or not same_revisions:
-        report = _diff(got, month) + "\n" + stack.lag_report(worker.app_id)
+        report = _diff(got, month) + "\n" + stack.lag_report(worker.group)
         assert not conflicts, f"revisions emitted twice with different content: {conflicts[:5]}\n{report}"
         raise AssertionError(f"every revision must be rate's, none extra, none missing\n{report}")
 
@@ -173,7 +174,7 @@ def _check_after_restarts(stack: Stack, month: Month, worker: WorkerProcess, tim
 def _stop_at(stack: Stack, worker: WorkerProcess, fraction: float, how: str, timer: Timer) -> None:
     """Stop ``worker`` (SIGTERM or SIGKILL) once its group has committed ``fraction`` of the
     usage messages, check it was mid-stream, and start it again with the same app id."""
-    committed, total = stack.wait_for_progress(worker.app_id, fraction, timeout=90, alive=(worker,))
+    committed, total = stack.wait_for_progress(worker.group, fraction, timeout=90, alive=(worker,))
     code = worker.terminate() if how == "term" else worker.kill()
     timer.mark(f"{how} at {committed}/{total} committed (exit {code})")
     assert committed < total, f"the worker had finished ({committed}/{total}) before it could be stopped mid-stream"
@@ -238,13 +239,50 @@ def test_after_a_kill_9_on_rocksdb_another_worker_can_take_over_from_the_changel
     _stop_at(stack, worker, 0.3, "kill", timer)
     restarted = worker.log_path.read_text(errors="replace").split("===== start 2")[1]
     assert "did not stop cleanly" in restarted, "the restarted worker should discard its local tables"
-    stack.wait_for_progress(worker.app_id, 1.0, timeout=120, alive=(worker,))
+    stack.wait_for_progress(worker.group, 1.0, timeout=120, alive=(worker,))
     assert worker.terminate() == 0, worker.log_tail()
     timer.mark("node a consumed everything and stopped")
     other = worker_group(stack.prefix, "e2e-move", store="rocksdb", data_dir=tmp_path / "node-b")
     other.wait_ready()
     timer.mark("node b ready")
     _check_after_restarts(stack, month, other, timer)
+
+
+def test_one_data_dir_for_replays_on_two_fresh_clusters_bills_each_like_rate(
+        timer: Timer, tmp_path: Path) -> None:
+    """What a billing engineer replaying held-out files does: a fresh embedded broker per file,
+    ``vasbill worker`` with its defaults (RocksDB in one data dir, no prefix, app id
+    ``vasbill``), stopped cleanly between files. The second run must not take the first
+    run's local tables (their changelogs are not on the new cluster; their offsets and
+    dedupe ids would skip the new file's events): workers/local_tables.py."""
+    data_dir = tmp_path / "vasbill-data"
+    for run, seed in enumerate((11, 12), 1):
+        (tmp_path / f"file-{run}").mkdir()
+        month = Month(tmp_path / f"file-{run}", accounts=2, scale=0.05, seed=seed)
+        with EmbeddedBroker(port=0) as cluster:
+            stack = Stack(cluster.bootstrap, "")
+            stack.create_topics()
+            worker = WorkerProcess(cluster.bootstrap, "", "vasbill", tmp_path / f"worker-{run}.log",
+                                   store="rocksdb", data_dir=data_dir, loglevel="info")
+            try:
+                worker.start()
+                worker.wait_ready()
+                _produce_month(stack, month)
+                stack.wait_for_progress(worker.group, 1.0, timeout=120, alive=(worker,))
+                stack.tick("--final")
+                got = stack.wait_for_charges(keys=set(month.keyed), timeout=60, alive=(worker,),
+                                             on_fail=worker.log_tail)
+                log = worker.log_path.read_text(errors="replace")
+                assert worker.terminate() == 0, worker.log_tail()
+            finally:
+                if worker.process is not None and worker.process.poll() is None:
+                    worker.kill()
+        keyed = by_key(got)
+        assert set(keyed) == set(month.keyed) and all(keyed[k][0] == month.keyed[k][0] for k in keyed), (
+            f"file {run}: " + _diff(got, month))
+        discarded = "its changelog topics are not on the cluster" in log
+        assert discarded == (run == 2), f"file {run}: local tables discarded: {discarded}"
+        timer.mark(f"file {run}: {len(month.keyed)} revisions = rate" + (", old tables discarded" * discarded))
 
 
 def test_a_crash_in_the_middle_of_a_batchs_table_writes_is_completed_on_restart(
@@ -260,7 +298,7 @@ def test_a_crash_in_the_middle_of_a_batchs_table_writes_is_completed_on_restart(
     worker = worker_group(stack.prefix, "e2e-torn", loglevel="info", launcher=TORN_WORKER,
                           env={"VASBILL_TEST_TEAR": str(trigger)})
     worker.wait_ready()
-    committed, total = stack.wait_for_progress(worker.app_id, 0.3, timeout=90, alive=(worker,))
+    committed, total = stack.wait_for_progress(worker.group, 0.3, timeout=90, alive=(worker,))
     assert committed < total, "the tear should come mid-stream"
     trigger.touch()
     for start in (1, 2):  # the second tear: the restarted worker's first batch of two keys or more
@@ -311,7 +349,7 @@ def test_two_workers_share_the_partitions_and_give_the_charges_of_rate(
 
     _produce_month(stack, month)
     timer.mark("produce")
-    stack.wait_for_progress(first.app_id, 1.0, timeout=120, alive=(first, second))
+    stack.wait_for_progress(first.group, 1.0, timeout=120, alive=(first, second))
     timer.mark("consumed")
     assert holdings() == (a, b), "no rebalance was expected while both workers ran"
     stack.tick("--final")
