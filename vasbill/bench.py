@@ -303,6 +303,7 @@ def run_bench(options: BenchOptions, err: Any) -> dict[str, Any]:
     from topics.names import USAGE_TOPICS
     from vasbill.gen import GenOptions, generate
     from workers.kafka_io import EventPacker, produce_lines, send_messages, tick_message
+    from workers.settings import group_of
 
     note = err.print
     results: dict[str, Any] = {"options": asdict(options)}
@@ -390,7 +391,7 @@ def run_bench(options: BenchOptions, err: Any) -> dict[str, Any]:
         note(f"charges  {len(charges):,} revisions; matches vasbill rate: {comparison.matching}/{comparison.total}")
         worker.stop()
         results["worker_peak_rss_bytes"] = worker.peak_rss
-        results["worker_tables"] = worker_table_bytes(stack, f"{stack.names.prefix}{worker.app_id}", accounts)
+        results["worker_tables"] = worker_table_bytes(stack, group_of(stack.names.prefix, worker.app_id), accounts)
     results["seconds"] = time.monotonic() - started
     return results
 

@@ -14,6 +14,13 @@ CLOCKS = ("wall", "event")
 GUARANTEES = ("at_least_once", "exactly_once")
 
 
+def group_of(prefix: str, app_id: str) -> str:
+    """The Faust app id: consumer group and table changelog names. Under the topic prefix, so
+    two prefixes on one cluster (a replay next to the live worker) never share tables,
+    whatever ``--app-id`` says."""
+    return f"{prefix}{app_id}"
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
@@ -51,10 +58,7 @@ class WorkerSettings:
 
     @property
     def group(self) -> str:
-        """The Faust app id: consumer group and table changelog names. Under the topic
-        prefix, so two prefixes on one cluster (a replay next to the live worker) never
-        share tables, whatever ``--app-id`` says."""
-        return f"{self.prefix}{self.app_id}"
+        return group_of(self.prefix, self.app_id)
 
     @property
     def group_dir(self) -> Path:
