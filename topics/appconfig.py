@@ -7,12 +7,22 @@ An app has one or more versions, each effective from its ``effective_from``. Our
   version's ``effective_from`` (a switch during a day applies from the next day, one written
   for midnight applies that day); of several changes that would take effect on the same
   day only the first counts (Tencent allows one switch a day).
+
+Validation (``AppConfig.from_dict``; every reader goes through
+``rating.configs.read_app_config``, which also checks that a ``catalog`` pin names a
+shipped catalog): ``effective_from`` and package times are RFC 3339 in 2000-01-01 …
+2099-12-31 (``topics.timefmt``), so a package's default expiry (one year after purchase)
+always exists; contract prices (CNY per Mbps per month) are plain decimals in 0 … 10^9,
+package sizes in 0 (excluded) … 10^9, both with at most 6 decimal places; ids
+(``account_id``, ``package_id``, ``catalog``) have 1..128 characters and no control
+characters (C0, DEL, C1) or bidirectional formatting characters (Bidi_Control).
 """
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -21,7 +31,7 @@ from typing import Any
 from topics.charges import decimal_text
 from topics.events import ZONES
 from topics.reasons import ConfigError
-from topics.timefmt import BEIJING, format_time, parse_time, to_ms
+from topics.timefmt import BEIJING, RANGE_TEXT, format_time, parse_time, to_ms
 
 SERVICES = ("relay", "recording", "transcode", "snapshot", "moderation", "vod", "im")
 DEFAULT_SERVICES = {name: name == "im" for name in SERVICES}
@@ -41,6 +51,24 @@ PACKAGE_KINDS = (
     "transcode_top_speed",
 )
 _FAR_PAST_MS = -(2**62)
+
+MAX_ID_CHARS = 128
+MAX_AMOUNT = Decimal(10**9)  # a contract price (CNY/Mbps/month) or a package size above is absurd
+AMOUNT_PLACES = 6
+_QUANTUM = Decimal(1).scaleb(-AMOUNT_PLACES)
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,6})?", re.ASCII)
+# C0 controls, DEL, C1 controls; the Bidi_Control characters (ALM, LRM, RLM, embeddings,
+# overrides, isolates): ids show up in statements, logs and dashboards
+_UNSAFE_ID_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def id_problem(value: Any, name: str) -> str | None:
+    """Why ``value`` is not a usable id (1..128 characters, no control or bidi characters)."""
+    if type(value) is not str or not 1 <= len(value) <= MAX_ID_CHARS:
+        return f"{name} must be a string of 1..{MAX_ID_CHARS} characters"
+    if _UNSAFE_ID_CHARS.search(value):
+        return f"{name} must not contain control characters or bidirectional formatting characters"
+    return None
 
 
 def _one_year_later(value: datetime) -> datetime:
@@ -110,8 +138,9 @@ class AppConfig:
         if isinstance(app_id, bool) or not isinstance(app_id, int) or not 0 < app_id < 2**32:
             problems.append("sdk_app_id must be an integer in 1..2^32-1")
         account = doc.get("account_id")
-        if not isinstance(account, str) or not 1 <= len(account) <= 128:
-            problems.append("account_id must be a string of 1..128 characters")
+        problem = id_problem(account, "account_id")
+        if problem:
+            problems.append(problem)
         effective = _time_or_none(doc.get("effective_from"), "effective_from", problems)
         services = dict(DEFAULT_SERVICES)
         raw_services = doc.get("services") or {}
@@ -137,16 +166,14 @@ class AppConfig:
             if zone not in ZONES:
                 problems.append(f"contract_prices: unknown zone {zone!r}")
                 continue
-            amount = _decimal(price)
-            if amount is None or amount < 0:
-                problems.append(f"contract_prices.{zone} must be a non-negative decimal string")
-            else:
+            amount = _amount(price, f"contract_prices.{zone}", problems, positive=False)
+            if amount is not None:
                 prices[zone] = amount
         plan = doc.get("im_plan") or "trtc_trial"
         if plan not in IM_PLANS:
             problems.append(f"im_plan must be one of {', '.join(IM_PLANS)}")
         catalog = doc.get("catalog")
-        if catalog is not None and not isinstance(catalog, str):
+        if catalog is not None and (not isinstance(catalog, str) or id_problem(catalog, "catalog")):
             problems.append("catalog must be a catalog name or null")
         packages = _packages(doc.get("packages") or [], problems)
         if problems:
@@ -178,13 +205,29 @@ class AppConfig:
 
 
 def _decimal(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or isinstance(value, float):
+    """An exact decimal from a JSON integer or a plain decimal string (ASCII digits, an
+    optional exponent); None for floats, booleans, NaN, infinities and anything else."""
+    if type(value) is int:
+        return Decimal(value) if -(10**12) < value < 10**12 else None  # beyond every range anyway
+    if type(value) is not str or len(value) > 64 or not _DECIMAL_TEXT.fullmatch(value):
         return None
     try:
-        amount = Decimal(str(value))
+        amount = Decimal(value)
     except InvalidOperation:
         return None
     return amount if amount.is_finite() else None
+
+
+def _amount(value: Any, name: str, problems: list[str], *, positive: bool) -> Decimal | None:
+    """A contract price (``positive=False``: 0 allowed) or a package size, range-checked."""
+    amount = _decimal(value)
+    low = "0 (excluded)" if positive else "0"
+    rule = f"{name} must be a decimal string in {low} … {MAX_AMOUNT:,} with at most {AMOUNT_PLACES} decimal places"
+    if (amount is None or amount < 0 or (positive and amount == 0) or amount > MAX_AMOUNT
+            or amount.quantize(_QUANTUM) != amount):
+        problems.append(rule)
+        return None
+    return amount.copy_abs()  # -0 is 0
 
 
 def _time_or_none(value: Any, name: str, problems: list[str]) -> datetime | None:
@@ -192,8 +235,8 @@ def _time_or_none(value: Any, name: str, problems: list[str]) -> datetime | None
         return None
     try:
         return parse_time(value)
-    except (ValueError, TypeError):
-        problems.append(f"{name} must be an RFC 3339 time with an offset")
+    except (ValueError, TypeError, OverflowError):
+        problems.append(f"{name} must be an RFC 3339 time with an offset, in {RANGE_TEXT}")
         return None
 
 
@@ -209,18 +252,19 @@ def _packages(raw: Any, problems: list[str]) -> tuple[PackageSpec, ...]:
             continue
         before = len(problems)
         pid = item.get("package_id")
-        if not isinstance(pid, str) or not pid:
-            problems.append(f"{where}.package_id must be a non-empty string")
+        problem = id_problem(pid, f"{where}.package_id")
+        if problem:
+            problems.append(problem)
         kind = item.get("kind")
         if kind not in PACKAGE_KINDS:
             problems.append(f"{where}.kind must be one of {', '.join(PACKAGE_KINDS)}")
-        size = _decimal(item.get("size"))
-        if size is None or size <= 0:
-            problems.append(f"{where}.size must be a positive decimal string")
+        size = _amount(item.get("size"), f"{where}.size", problems, positive=True)
         bought = _time_or_none(item.get("purchased_at"), f"{where}.purchased_at", problems)
         if bought is None and item.get("purchased_at") is None:
             problems.append(f"{where}.purchased_at is required")
         expires = _time_or_none(item.get("expires_at"), f"{where}.expires_at", problems)
+        if bought is not None and expires is not None and expires <= bought:
+            problems.append(f"{where}.expires_at must be after its purchased_at")
         if len(problems) == before and bought is not None and size is not None:
             out.append(PackageSpec(str(pid), str(kind), size, bought, expires))
     return tuple(out)
@@ -314,8 +358,10 @@ def _next_midnight(value: datetime | None) -> datetime | None:
     return midnight if midnight == local else midnight + timedelta(days=1)
 
 
-def parse_app_documents(text: str) -> list[AppConfig]:
-    """App configs from a JSON array or JSON Lines (SPEC §9 ``--apps``); all problems at once."""
+def parse_app_documents(text: str, read: Callable[[Any], AppConfig] | None = None) -> list[AppConfig]:
+    """App configs from a JSON array or JSON Lines (SPEC §9 ``--apps``); all problems at once.
+    ``read`` validates one document (default ``AppConfig.from_dict``; the CLI passes
+    ``rating.configs.read_app_config``, which also checks catalog pins)."""
     import orjson
 
     stripped = text.strip()
@@ -330,10 +376,13 @@ def parse_app_documents(text: str) -> list[AppConfig]:
             docs = [orjson.loads(line) for line in stripped.splitlines() if line.strip()]
     except orjson.JSONDecodeError as exc:
         raise ConfigError([f"apps file is not JSON: {exc}"]) from exc
+    if not isinstance(docs, list):
+        raise ConfigError(["apps file must be a JSON array or JSON Lines of app configs"])
+    reader = read or AppConfig.from_dict
     configs = []
     for i, doc in enumerate(docs):
         try:
-            configs.append(AppConfig.from_dict(doc))
+            configs.append(reader(doc))
         except ConfigError as exc:
             problems += [f"app #{i + 1}: {p}" for p in exc.problems]
     if problems:

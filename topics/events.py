@@ -11,20 +11,23 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from typing import Any, TypeVar, dataclass_transform
 
-from topics.timefmt import parse_time, to_ms
+from topics.names import TypeTable
+from topics.timefmt import FIRST_DATE, LAST_DATE, date_start_ms, parse_time, to_ms
 
 ZONES = ("mainland", "ap1", "ap2", "ap3", "na", "eu", "me", "af", "sa")
 RECORDING_FORMATS = ("mp4", "hls", "flv", "aac")
 STORAGE_CLASSES = ("standard", "infrequent", "archive", "deep_archive")
 AREAS = ("mainland", "overseas")
 
-MAX_BYTES = 10**15  # a petabyte in one record is absurd
-MAX_STORED_BYTES = 10**19  # ten exabytes held by one app is absurd
-MAX_COUNT = 10**10
+# Bounds of "absurd" numbers (SPEC §3 schema). Sums of them stay exact: Python integers
+# are unbounded, and stored state round-trips integers of any size (topics.codec).
+MAX_BYTES = 10**15  # a petabyte in one record (at most 5 minutes) is absurd
+MAX_STORED_BYTES = 10**18  # an exabyte held by one app is absurd (and 2^63 must be rejected)
+MAX_COUNT = 10**10  # images, groups or daily active users in one record
 MAX_SECONDS = 31 * 86_400
 MAX_PIXELS = 16_384
 
@@ -177,15 +180,17 @@ class Enum:
 
 @dataclass(frozen=True, slots=True)
 class Date:
-    """A calendar date YYYY-MM-DD."""
+    """A calendar date YYYY-MM-DD (ASCII digits) in 2000-01-01 … 2099-12-31."""
 
     def check(self, value: Any) -> str:
-        if not isinstance(value, str) or not _DATE.match(value):
+        if type(value) is not str or not _DATE.fullmatch(value):
             raise SchemaError("expected a date YYYY-MM-DD")
         try:
-            datetime.strptime(value, "%Y-%m-%d")
+            day = date.fromisoformat(value)
         except ValueError as exc:
             raise SchemaError("expected a valid date YYYY-MM-DD") from exc
+        if not FIRST_DATE <= day <= LAST_DATE:
+            raise SchemaError(f"date {value} is outside {FIRST_DATE} … {LAST_DATE}")
         return value
 
 
@@ -207,7 +212,7 @@ def _enum(*choices: str) -> Enum:
     return Enum(frozenset(choices), choices)
 
 
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 _date = Date()
 
 
@@ -219,7 +224,7 @@ _RECORDING = {
 _IMAGES = {"count": Field(Int(0, MAX_COUNT))}
 
 # type -> (class, fields beyond the common ones)
-SCHEMAS: Mapping[str, tuple[type[Event], Mapping[str, Field]]] = {
+SCHEMAS: Mapping[str, tuple[type[Event], Mapping[str, Field]]] = TypeTable({
     "relay.traffic": (
         RelayTraffic,
         {
@@ -267,9 +272,9 @@ SCHEMAS: Mapping[str, tuple[type[Event], Mapping[str, Field]]] = {
     ),
     "im.dau": (ImDau, {"date": Field(_date), "dau": Field(Int(0, MAX_COUNT))}),
     "im.groups": (ImGroups, {"count": Field(Int(0, MAX_COUNT))}),
-}
+})
 
-SERVICE_OF_TYPE: Mapping[str, str] = {
+SERVICE_OF_TYPE: Mapping[str, str] = TypeTable({
     "relay.traffic": "relay",
     "recording.start": "recording",
     "recording.heartbeat": "recording",
@@ -281,7 +286,7 @@ SERVICE_OF_TYPE: Mapping[str, str] = {
     "vod.traffic": "vod",
     "im.dau": "im",
     "im.groups": "im",
-}
+})
 
 _EVENT_ID = Text(128)
 _APP_ID = Int(1, 2**32 - 1)
@@ -304,6 +309,16 @@ def _event_time(text: str) -> tuple[datetime, int]:
     """Parsed once per distinct text: event times repeat (every record of a 5-minute bucket)."""
     value = parse_time(text)
     return value, to_ms(value)
+
+
+@lru_cache(maxsize=1 << 12)
+def date_ms(text: str) -> int:
+    """The Beijing start (00:00+08:00) of an ``im.dau`` date, in epoch milliseconds: the
+    instant its ``future`` and ``too_late`` rules judge (SPEC §3). Our reading: a day's
+    report may come once the day has begun (not more than 10 minutes before its Beijing
+    midnight), and is too late once that midnight is behind the lateness horizon, like any
+    event whose ``time`` is that midnight."""
+    return date_start_ms(date.fromisoformat(text))
 
 
 def parse_event(obj: Mapping[str, Any]) -> UsageEvent:

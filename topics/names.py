@@ -3,8 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-USAGE_TOPIC_OF_TYPE = {
+_V = TypeVar("_V")
+
+
+class TypeTable(dict[str, _V]):
+    """A table keyed by event type that answers ``in`` and ``get`` for any decoded JSON
+    value: a ``type`` that is a list or an object is simply not in it (a plain dict raises
+    ``TypeError: unhashable type``). Indexing stays the dict's own."""
+
+    __slots__ = ()
+
+    def __contains__(self, key: object) -> bool:
+        return type(key) is str and dict.__contains__(self, key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return dict.get(self, key, default) if type(key) is str else default
+
+
+USAGE_TOPIC_OF_TYPE = TypeTable({
     "relay.traffic": "usage.relay",
     "recording.start": "usage.recording",
     "recording.heartbeat": "usage.recording",
@@ -16,7 +34,7 @@ USAGE_TOPIC_OF_TYPE = {
     "vod.traffic": "usage.vod",
     "im.dau": "usage.im",
     "im.groups": "usage.im",
-}
+})
 USAGE_TOPICS = tuple(dict.fromkeys(USAGE_TOPIC_OF_TYPE.values()))
 BILLING_TOPIC_OF_PRODUCT = {
     "css": "billing.css.charges",

@@ -1,7 +1,9 @@
 """Why an event was not billed.
 
 Input problems are values, not exceptions: ``validate`` returns a ``Rejection`` and the
-caller sends it to the quarantine topic (or ``--quarantine`` file) and counts it.
+caller sends it to the quarantine topic (or ``--quarantine`` file) and counts it. Of the
+reasons, ``unprocessable`` is the worker's own: a message it accepted but could not process
+(an input no rule foresaw, or a bug), kept with the error class and message.
 Exceptions are kept for bugs and bad operator configuration::
 
     VasbillError                 (rating.errors re-exports the tree)
@@ -25,6 +27,8 @@ class QuarantineReason(StrEnum):
     UNKNOWN_APP = "unknown_app"
     SERVICE_DISABLED = "service_disabled"
     TOO_LATE = "too_late"
+    WRONG_TOPIC = "wrong_topic"  # the event's type belongs to another topic
+    UNPROCESSABLE = "unprocessable"  # accepted, but the worker could not process it
 
 
 @dataclass(frozen=True, slots=True)

@@ -299,7 +299,8 @@ def worker_table_bytes(stack: Stack, group: str, accounts: set[str]) -> dict[str
 def run_bench(options: BenchOptions, err: Any) -> dict[str, Any]:
     """Run everything; returns the figures (see ``render``). ``err`` is a rich Console."""
     from rating.biller import rate_lines
-    from topics.appconfig import AppConfig, AppDirectory
+    from rating.configs import read_app_config
+    from topics.appconfig import AppDirectory
     from topics.names import USAGE_TOPICS
     from vasbill.gen import GenOptions, generate
     from workers.kafka_io import EventPacker, produce_lines, send_messages, tick_message
@@ -311,7 +312,7 @@ def run_bench(options: BenchOptions, err: Any) -> dict[str, Any]:
     apps_docs, events = generate(GenOptions(accounts=options.accounts, month=options.month, seed=options.seed,
                                             scale=options.scale))
     lines = [e if isinstance(e, bytes) else orjson.dumps(e) for e in events]
-    directory = AppDirectory(AppConfig.from_dict(doc) for doc in apps_docs)
+    directory = AppDirectory(read_app_config(doc) for doc in apps_docs)
     accounts = {doc["account_id"] for doc in apps_docs}
 
     t = time.monotonic()

@@ -14,7 +14,9 @@ import orjson
 
 from rating.biller import BillingSettings, rate_lines
 from rating.catalog import catalog_named
-from topics.appconfig import AppDirectory, parse_app_documents
+from rating.configs import read_app_documents
+from topics import codec
+from topics.appconfig import AppDirectory
 from topics.reasons import VasbillError
 
 
@@ -44,7 +46,7 @@ def read_bytes_lines(path: str) -> Iterator[bytes]:
 
 
 def load_apps(path: str) -> AppDirectory:
-    return AppDirectory(parse_app_documents(Path(path).read_text(encoding="utf-8")))
+    return AppDirectory(read_app_documents(Path(path).read_text(encoding="utf-8")))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -84,7 +86,7 @@ def rate(events_path: str, apps_path: str, catalog: str | None, out_path: str | 
         if quarantine_path:
             with open(quarantine_path, "wb") as q:
                 for rejection in rejections:
-                    q.write(orjson.dumps(rejection.to_dict()) + b"\n")
+                    q.write(codec.dumps(rejection.to_dict()) + b"\n")
         stats = biller.stats
         click.echo(
             f"rated: {stats.events['accepted']} accepted, {stats.events['duplicate']} duplicate, "

@@ -441,7 +441,8 @@ def run_demo(options: DemoOptions, out: Any, err: Any) -> DemoResult:
     from rich.table import Table
 
     from rating.biller import rate_lines
-    from topics.appconfig import AppConfig, AppDirectory
+    from rating.configs import read_app_config
+    from topics.appconfig import AppDirectory
     from vasbill.gen import GenOptions, generate
     from vasbill.statement import build_statement, render
     from workers.kafka_io import produce_lines, send_messages, tick_message
@@ -462,7 +463,7 @@ def run_demo(options: DemoOptions, out: Any, err: Any) -> DemoResult:
 
         # While the worker joins its group: the month's lines and the offline reference.
         lines = [e if isinstance(e, bytes) else orjson.dumps(e) for e in events]
-        directory = AppDirectory(AppConfig.from_dict(doc) for doc in apps)
+        directory = AppDirectory(read_app_config(doc) for doc in apps)
         t = time.monotonic()
         rated, rejections, _ = rate_lines(directory, lines)
         timings["rate"] = time.monotonic() - t

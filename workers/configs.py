@@ -16,7 +16,8 @@ from typing import Any
 
 import orjson
 
-from topics.appconfig import AppConfig, AppDirectory
+from rating.configs import read_app_config
+from topics.appconfig import AppDirectory
 from topics.reasons import ConfigError
 from workers.kafka_io import KafkaSettings, client_config
 
@@ -92,7 +93,7 @@ class ConfigReader:
         if not value:
             return 0
         try:
-            self.directory.add(AppConfig.from_dict(orjson.loads(value)))
+            self.directory.add(read_app_config(orjson.loads(value)))
             return 1
         except (orjson.JSONDecodeError, ConfigError) as exc:
             self.invalid += 1

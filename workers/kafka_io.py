@@ -32,8 +32,9 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from rating.configs import read_app_config
 from topics import clockstamp, configstamp
-from topics.appconfig import AppConfig, AppDirectory
+from topics.appconfig import AppDirectory
 from topics.clockstamp import ReplayClock
 from topics.names import BILLING_TOPIC_OF_PRODUCT, CLOCK_TOPIC, CONFIG_TOPIC, USAGE_TOPIC_OF_TYPE, TopicNames
 from topics.reasons import ConfigError, VasbillError
@@ -472,7 +473,7 @@ class EventPacker:
         self.stats.events[kind] += 1
         if kind == "config":
             self._learn(document)
-        before = self.clock.before(document)
+        before = self.clock.before(document, line)
         partition = self._partition(topic, key) if kind == "usage" else None
         if kind == "usage" and self.batch > 1 and partition is not None:
             return self._add_to_batch((topic, partition), line, key, before)
@@ -483,7 +484,7 @@ class EventPacker:
 
     def _learn(self, document: Any) -> None:
         try:
-            self.clock.apps.add(AppConfig.from_dict(document))
+            self.clock.apps.add(read_app_config(document))
         except ConfigError:
             pass  # the worker quarantines nothing here: it ignores invalid configs and says so
 
@@ -685,7 +686,7 @@ def produce_lines(settings: KafkaSettings, names: TopicNames, lines: Iterable[by
     for record in read_records(settings, [names(CONFIG_TOPIC)]):
         config_ends[record.partition] = max(config_ends.get(record.partition, 0), record.offset + 1)
         with contextlib.suppress(orjson.JSONDecodeError, ConfigError, TypeError):
-            apps.add(AppConfig.from_dict(orjson.loads(record.value)))
+            apps.add(read_app_config(orjson.loads(record.value)))
 
     def packer_for(partitions: Mapping[str, int]) -> EventPacker:
         return EventPacker(names, partitions=partitions, batch=batch, default_topic=default_topic, apps=apps,

@@ -13,8 +13,7 @@ import zlib
 from array import array
 from typing import Any
 
-import orjson
-
+from topics import codec
 from topics.reasons import VasbillError
 from workers.journal import Journal, Store
 
@@ -43,21 +42,22 @@ def encode_value(value: Any) -> bytes:
     """A JSON value as stored. Long integer lists (the 288 five-minute buckets of a day, per
     dimension) are taken out of the JSON and stored as int64 arrays with their bytes
     shuffled (all first bytes, then all second bytes…), so zlib sees the runs of equal high
-    bytes: a day of relay buckets takes about a third of its JSON size."""
+    bytes: a day of relay buckets takes about a third of its JSON size. Integers of any
+    size round-trip (``topics.codec``): a list holding one beyond int64 stays in the JSON."""
     arrays: list[list[int]] = []
-    skeleton = orjson.dumps(_take_arrays(value, arrays))
+    skeleton = codec.dumps(_take_arrays(value, arrays))
     if not arrays and len(skeleton) < PACK_FROM_BYTES:
-        return skeleton if b'"\\u0000a"' not in skeleton else orjson.dumps(value)  # unescaped
+        return skeleton if b'"\\u0000a"' not in skeleton else codec.dumps(value)  # unescaped
     blob = b"".join(_shuffled(numbers) for numbers in arrays)
     return PACKED + zlib.compress(len(skeleton).to_bytes(4, "little") + skeleton + blob, 6)
 
 
 def decode_value(data: bytes) -> Any:
     if data[:1] != PACKED:
-        return orjson.loads(data)
+        return codec.loads(data)
     payload = zlib.decompress(data[1:])
     size = int.from_bytes(payload[:4], "little")
-    skeleton = orjson.loads(payload[4:4 + size])
+    skeleton = codec.loads(payload[4:4 + size])
     return _put_arrays(skeleton, memoryview(payload)[4 + size:], [0])
 
 

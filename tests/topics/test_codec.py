@@ -389,3 +389,71 @@ def test_effective_time_is_an_instant() -> None:
     b = AppConfig.from_dict(make_app(effective_from="2026-07-31T16:00:00+00:00"))
     assert a.effective_ms == b.effective_ms
     assert a.effective_from == b.effective_from == datetime(2026, 7, 31, 16, tzinfo=timezone.utc) + timedelta(0)
+
+
+# -- topics.codec: JSON with integers of any size -----------------------------------------
+
+
+BIG_INTS = [2**63, 2**64 - 1, 2**64, 2**70, -(2**63) - 1, -(2**70), 19 * 1000 * 10**15, 10**40, -(10**40), 10**400,
+            -(10**4000)]
+
+
+@pytest.mark.parametrize("number", BIG_INTS, ids=lambda n: f"{len(str(n))}-digits")
+def test_codec_round_trips_integers_of_any_size(number: int) -> None:
+    from topics.codec import dumps, loads
+
+    value = {"sum": number, "buckets": [1, number, -number, 3], "nested": {"x": [[number]]}, "s": "text"}
+    data = dumps(value)
+    assert data == json_text(value)
+    back = loads(data)
+    assert back == value and type(back["sum"]) is int
+    assert loads(data.decode()) == value and loads(memoryview(data)) == value
+
+
+def test_codec_loads_big_integers_in_any_json_layout() -> None:
+    from topics.codec import loads
+
+    assert loads(b'{ "a" :\n -12345678901234567890 , "b": [ 1,\t99999999999999999999 ] }') == {
+        "a": -12345678901234567890, "b": [1, 99999999999999999999]}
+    assert loads(b"123456789012345678901234567890") == 123456789012345678901234567890
+    assert loads(b'["12345678901234567890", 1.5]') == ["12345678901234567890", 1.5]
+
+
+def json_text(value: Any) -> bytes:
+    import json
+
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def test_codec_is_orjson_for_everything_orjson_can_do() -> None:
+    from topics.codec import dumps, loads
+
+    value = {"a": [1, 2.5, None, True, "é\u2028"], "b": {"c": 2**64 - 1, "d": -(2**63)}, "t": (1, 2)}
+    assert dumps(value) == orjson.dumps(value)
+    for text in (b'{"a":1.5e300,"b":[-0.0,1e-7]}', b'"12345678901234567890 in a string"', b"[1e400]" * 0 + b"[]",
+                 b'{"id":"12345678901234567890123"}', b"[0.1234567890123456789012]"):
+        assert loads(text) == orjson.loads(text)
+
+
+@pytest.mark.parametrize("bad", [b"NaN", b"[Infinity]", b'{"a":1,}', b"[1] x", b"\xff", b"", b"[12345678901234567890,]",
+                                 b"[-12345678901234567890", b"[123456789012345678901, NaN]"])
+def test_codec_loads_rejects_what_orjson_rejects(bad: bytes) -> None:
+    from topics.codec import loads
+
+    with pytest.raises(orjson.JSONDecodeError):
+        loads(bad)
+
+
+def test_codec_dumps_raises_like_orjson_for_other_problems() -> None:
+    from topics.codec import dumps
+
+    for value in ({1: 2**70}, {"a": object(), "b": 2**70}, {"a": {1, 2}}):
+        with pytest.raises(TypeError):
+            dumps(value)
+
+
+def test_codec_refuses_integers_beyond_pythons_text_limit_cleanly() -> None:
+    from topics.codec import loads
+
+    with pytest.raises(orjson.JSONDecodeError):
+        loads(b"[" + b"9" * 5000 + b"]")

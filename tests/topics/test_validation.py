@@ -386,3 +386,105 @@ def test_future_through_the_cli_uses_wall_clock(rate: Any) -> None:
     assert run.reasons() == ["future"]
     near = _at(datetime.now(timezone.utc) - timedelta(minutes=1))
     assert rate(make_app(services=["relay"]), [good(time=near)]).quarantine == []
+
+
+# -- hostile input: wrong_topic, odd types, the 2000–2099 range, im.dau's date ---------------
+
+
+@pytest.mark.parametrize("code", ["wrong_topic", "unprocessable"])
+def test_spec_reason_codes_exist(code: str) -> None:
+    assert QuarantineReason(code).value == code
+
+
+@pytest.mark.parametrize(("doc", "topic", "belongs"), [
+    (good(), "usage.vod", "usage.relay"),
+    (event("vod.storage", GOOD_TIME, bytes=1), "usage.relay", "usage.vod"),
+    (im_dau("2024-03-01", 5), "usage.snapshot", "usage.im"),
+    (event("clock.tick", GOOD_TIME, final=True), "usage.relay", "control.clock"),
+    (event("clock.tick", GOOD_TIME), "usage.im", "control.clock"),
+])
+def test_wrong_topic(doc: dict[str, Any], topic: str, belongs: str) -> None:
+    result = outcome(doc, topic=topic)
+    assert isinstance(result, Rejection)
+    assert result.reason is QuarantineReason.WRONG_TOPIC
+    assert doc["type"] in result.detail and belongs in result.detail and topic in result.detail
+    assert (result.sdk_app_id, result.event_id) == (doc["sdk_app_id"], doc["event_id"])
+
+
+def test_wrong_topic_comes_before_schema_and_the_right_topic_changes_nothing() -> None:
+    assert reason(good(zone="mars"), topic="usage.vod") == "wrong_topic"
+    assert reason(good(zone="mars"), topic="usage.relay") == "schema"
+    assert reason(good(type="relay.teleport"), topic="usage.relay") == "schema"  # unknown: schema
+    assert reason(good(), topic="usage.relay") is None
+    assert reason(good()) is None  # no topic (vasbill rate reading a file)
+    assert reason(event("clock.tick", GOOD_TIME)) == "schema"  # not a usage event
+
+
+@pytest.mark.parametrize("kind", [["relay.traffic"], {"relay.traffic": 1}, 7, 1.5, True, None, [], {}])
+def test_a_type_of_any_json_kind_is_schema_never_an_exception(kind: Any) -> None:
+    for topic in (None, "usage.relay"):
+        assert reason(good(type=kind), topic=topic) == "schema"
+    first, second = validate(orjson.dumps([good(type=kind), good()]), NOW, apps=APPS, topic="usage.relay")
+    assert isinstance(first, Rejection) and first.reason is QuarantineReason.SCHEMA
+    assert isinstance(second, RelayTraffic)
+
+
+def test_event_type_tables_answer_membership_for_unhashable_values() -> None:
+    from topics.events import SCHEMAS, SERVICE_OF_TYPE
+    from topics.names import USAGE_TOPIC_OF_TYPE
+
+    for table in (SCHEMAS, SERVICE_OF_TYPE, USAGE_TOPIC_OF_TYPE):
+        assert ["relay.traffic"] not in table and {"a": 1} not in table and 7 not in table
+        assert table.get(["relay.traffic"]) is None and "relay.traffic" in table
+
+
+@pytest.mark.parametrize("time", [
+    "0001-01-01T00:00:00+08:00", "9999-12-31T23:59:59-12:00", "1969-12-31T23:59:59Z",
+    "1999-12-31T23:59:59+08:00", "2100-01-01T00:00:00+08:00", "2026-W31-6T10:00:00+0800",
+    "2024-03-01T10:00:00+08", "2024-03-01 10:00:00+08:00", "2024-03-01T10:00+08:00",
+])
+def test_event_times_outside_rfc_3339_or_2000_to_2099_are_schema(time: str) -> None:
+    result = outcome(good(time=time), not_before_ms=to_ms(NOW) - 40 * 86_400_000)
+    assert isinstance(result, Rejection) and result.reason is QuarantineReason.SCHEMA, result
+    assert result.detail.startswith("time:")
+
+
+@pytest.mark.parametrize("date", ["1999-12-31", "2100-01-01", "0001-01-01", "9999-12-31", "1970-01-01"])
+def test_im_dau_date_outside_2000_to_2099_is_schema(date: str) -> None:
+    result = outcome(im_dau(date, 5, time=GOOD_TIME))
+    assert isinstance(result, Rejection) and result.reason is QuarantineReason.SCHEMA
+    assert "date" in result.detail
+
+
+def test_im_dau_date_obeys_future() -> None:
+    # NOW is 2024-03-10T20:00 Beijing: the 11th begins 4 h ahead, more than 10 min
+    assert reason(im_dau("2024-03-11", 5, time=GOOD_TIME)) == "future"
+    assert reason(im_dau("2024-03-10", 5, time=GOOD_TIME)) is None
+    near = datetime(2024, 3, 10, 15, 51, tzinfo=timezone.utc)  # 23:51 Beijing: the 11th is 9 min ahead
+    (accepted,) = validate(orjson.dumps(im_dau("2024-03-11", 5, time=GOOD_TIME)), near, apps=APPS)
+    assert not isinstance(accepted, Rejection) and accepted.date == "2024-03-11"
+
+
+def test_im_dau_date_obeys_too_late() -> None:
+    start_of_the_1st = to_ms(datetime(2024, 3, 1, tzinfo=timezone(timedelta(hours=8))))
+    doc = im_dau("2024-03-01", 5, time=bj("2024-03-05 10:00"))  # sent late: its time is in the horizon
+    assert reason(doc, not_before_ms=start_of_the_1st + 1) == "too_late"
+    assert reason(doc, not_before_ms=start_of_the_1st) is None
+
+
+def test_storage_of_2_to_the_63_bytes_is_schema() -> None:
+    apps = directory(make_app(services=["vod"]))
+    assert reason(event("vod.storage", GOOD_TIME, bytes=2**63), apps=apps) == "schema"
+    assert reason(event("vod.storage", GOOD_TIME, bytes=2**63 - 1), apps=apps) == "schema"
+    assert reason(event("vod.storage", GOOD_TIME, bytes=10**18), apps=apps) is None
+
+
+def test_hostile_times_through_the_cli(rate: Any) -> None:
+    apps = [make_app(services=["relay"])]
+    docs = [good(time=t) for t in ("0001-01-01T00:00:00+08:00", "9999-12-31T23:59:59-12:00", "1969-12-31T23:59:59Z",
+                                   "2026-W31-6T10:00:00+0800")]
+    docs.append(im_dau("9999-12-31", 1, time=GOOD_TIME))
+    docs.append(event("vod.storage", GOOD_TIME, bytes=2**63))
+    run = rate(apps, [*docs, good()])
+    assert run.exit_code == 0, run.stderr
+    assert run.reasons() == ["schema"] * len(docs)

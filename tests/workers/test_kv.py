@@ -79,3 +79,42 @@ def test_a_value_over_the_message_limit_stops_the_batch_before_anything_is_writt
     with pytest.raises(ValueTooLarge, match=re.escape(f"table value {key} is ") + r"[\d,]+ bytes, over the 2,000-byte"):
         kv.flush()
     assert store == {}  # not even the small one: the batch's state is written whole or not at all
+
+
+# -- integers of any size (sums of 5-minute buckets beyond 2^63) ----------------------------
+
+
+@pytest.mark.parametrize("number", [2**63, 2**64 - 1, 2**64, 2**70, -(2**70), 19 * 1000 * 10**15])
+def test_integers_beyond_64_bits_round_trip_packed_or_not(number: int) -> None:
+    small = {"sum": number, "list": [number, 1]}
+    assert decode_value(encode_value(small)) == small
+    assert type(decode_value(encode_value(small))["sum"]) is int
+    buckets = [10**15] * 287 + [number]  # out of int64 range: stays in the JSON
+    packed = {"buckets": {"mainland": list(range(288)), "big": buckets}, "total": number, "ids": {"e": 1}}
+    data = encode_value(packed)
+    assert data[:1] == PACKED
+    assert decode_value(data) == packed
+
+
+def test_a_relay_bucket_over_2_to_the_63_bytes_is_stored_exactly() -> None:
+    """19 batches of 1,000 records of 10^15 bytes in one 5-minute bucket: 1.9 × 10^19 bytes."""
+    meter = METERS["relay"]
+    state = meter.initial()
+    for i in range(19_000):
+        list(meter.fold(state, parse_event(relay("2026-08-01T10:00:00+08:00", 10**15, event_id=f"e{i}"))))
+    kv = BatchKV({})
+    kv.put("state", state)
+    kv.flush()
+    back = kv.get("state")
+    assert back == state
+    assert 19_000 * 10**15 in [x for values in _int_lists(back) for x in values]
+
+
+def _int_lists(node: Any) -> list[list[int]]:
+    if isinstance(node, dict):
+        return [found for v in node.values() for found in _int_lists(v)]
+    if isinstance(node, list):
+        if node and all(type(x) is int for x in node):
+            return [node]
+        return [found for v in node for found in _int_lists(v)]
+    return []
