@@ -1,12 +1,17 @@
 """The Faust app: a thin shell around ``workers.stages`` (SPEC §1 design card).
 
 Agents only decode, route, store and emit:
-- one stage-1 agent per usage topic (partitioned by sdk_app_id) with its table
-  ``stage1-<topic>``;
+- stage 0 (``workers.ingest_consumer``, a plain aiokafka consumer group, not a Faust
+  agent: measured faster) reads the usage topics, whatever their keys, and forwards each
+  event to its app's home partition of the internal ``<app-id>.events`` topic, packed;
+- the stage-1 agent on that topic with the ``stage1`` table: one ``Stage1`` per lane (the
+  usage topic an event came from), each with its own clock per partition;
 - the stage-2 agent on the internal ``vasbill.summaries`` topic (keyed by account_id) with
   the ``stage2`` table: the one explicit repartition, per-app summaries to accounts;
-- the clock agent on ``control.clock``, which fans every tick out to every usage topic
-  partition, because only an agent that owns a partition may write its tables;
+- the clock agent on ``control.clock``, which writes a fan-out marker for every tick onto
+  every usage topic partition; stage 0 forwards the tick after the events stored there
+  before it (only an agent that owns a partition may write its tables, and a tick must not
+  overtake events);
 - with ``--clock wall`` the leader's timer sends a tick every ``tick_interval_s``.
 
 Batches: ``take_events`` yields up to ``batch_max`` messages (each maybe a JSON array of
@@ -33,7 +38,6 @@ from faust.streams import _current_event  # pinned faust-streaming: see workers/
 from topics import configstamp
 from topics.names import BILLING_TOPIC_OF_PRODUCT, CLOCK_TOPIC, CONFIG_TOPIC, QUARANTINE_TOPIC, USAGE_TOPICS, TopicNames
 from topics.reasons import QuarantineReason, Rejection
-from topics.timefmt import parse_time, to_ms
 from workers.compat import (
     embedded_broker_settings,
     install_broker_compat,
@@ -41,15 +45,18 @@ from workers.compat import (
     set_consumer_fetch_wait,
 )
 from workers.configs import ConfigReader
+from workers.ingest import LANE_HEADER, OWN_HEADER, fanout_marker, parse_tick, quarantine_value
+from workers.ingest_consumer import IngestLoop
 from workers.journal import Journal
 from workers.kafka_io import ssl_context
 from workers.kv import MAX_VALUE_BYTES, BatchKV
 from workers.metrics import Metrics
 from workers.settings import WorkerSettings
-from workers.stages import Stage1, Stage2
+from workers.stages import Lanes, Stage1, Stage2
 
 log = logging.getLogger("vasbill.worker")
 SUMMARIES_TOPIC = "summaries"
+EVENTS_TOPIC = "events"
 CLOCK_HEADER = "vasbill-clock"
 
 
@@ -134,9 +141,12 @@ class VasbillWorker:
         self._directory_size = 0
         self._confirmed_unknown: set[int] = set()
         self.started = time.monotonic()
+        self.ingest: IngestLoop | None = None
         self.stage1 = {base: Stage1(base, lambda: self.configs.directory, settings.billing, clock=settings.clock,
-                                    provisional_every_s=settings.provisional_every_s)
+                                    provisional_every_s=settings.provisional_every_s, internal=True,
+                                    home=self._home, lanes=USAGE_TOPICS)
                        for base in USAGE_TOPICS}
+        self.lanes = Lanes(self.stage1)
         self.stage2 = Stage2(lambda: self.configs.directory, settings.billing, settings.partitions)
         self.metrics = Metrics.create()
         self.failure: str | None = None
@@ -164,14 +174,15 @@ class VasbillWorker:
         # internal, one per worker group: two groups on one prefix (a replay next to the live
         # worker) must not read each other's summaries
         self.summaries = self._topic(f"{settings.app_id}.{SUMMARIES_TOPIC}", internal=True)
+        self.events = self._topic(f"{settings.app_id}.{EVENTS_TOPIC}", internal=True)
         self.billing = {product: self._topic(t) for product, t in BILLING_TOPIC_OF_PRODUCT.items()}
         self.quarantine = self._topic(QUARANTINE_TOPIC)
         self.clock = self._topic(CLOCK_TOPIC, partitions=1)
-        self.tables = {base: self._table(f"stage1-{base.split('.')[-1]}") for base in USAGE_TOPICS}
+        self.table1 = self._table("stage1")
         self.table2 = self._table("stage2")
-        for base in USAGE_TOPICS:
-            app.agent(self.usage[base], name=f"stage1-{base.split('.')[-1]}")(self._fatal(self._stage1_agent(base)))
+        app.agent(self.events, name="stage1")(self._fatal(self._stage1_agent))
         app.agent(self.summaries, name="stage2")(self._fatal(self._stage2_agent))
+        app.task(self._fatal_task(self._run_ingest))
         app.agent(self.clock, name="clock")(self._fatal(self._clock_agent))
         app.task(self._start_configs)
         app.timer(interval=5.0)(self._sample_gauges)
@@ -194,13 +205,43 @@ class VasbillWorker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.failure = f"{type(exc).__name__}: {exc}"
-                log.exception("agent failed; stopping the worker")
+                self._failed(exc)
                 await self.app.crash(exc)
                 raise
 
         agent.__name__ = getattr(body, "__name__", "agent")
         return agent
+
+    def _fatal_task(self, body: Any) -> Any:
+        async def task() -> None:
+            try:
+                await body()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._failed(exc)
+                await self.app.crash(exc)
+                raise
+
+        task.__name__ = getattr(body, "__name__", "task")
+        return task
+
+    def _failed(self, exc: BaseException) -> None:
+        """The worker cannot go on: say why, and make sure the process ends non-zero soon even
+        if Faust's shutdown hangs (an operator's SIGTERM must not be needed, nor ignored)."""
+        import os
+        import threading
+
+        self.failure = f"{type(exc).__name__}: {exc}"
+        log.exception("worker failed (%s); stopping", self.failure)
+
+        def hard_exit() -> None:
+            log.error("worker did not stop within 15 s after a failure; exiting")
+            os._exit(70)
+
+        timer = threading.Timer(15.0, hard_exit)
+        timer.daemon = True
+        timer.start()
 
     async def _start_configs(self) -> None:
         await self.configs.start()
@@ -212,38 +253,105 @@ class VasbillWorker:
 
         self.app.on_before_shutdown.connect(cast(Any, stop_configs))  # mode's signal types want a sync receiver
 
-    def _stage1_agent(self, base: str) -> Any:
-        stage, table = self.stage1[base], self.tables[base]
+    def _home(self, app: int) -> int:
+        from workers.ingest import account_home
 
-        async def agent(stream: Any) -> None:
-            async for events in stream.take_events(self.settings.batch_max, within=self.settings.batch_within_s):
-                await self.configs.synced.wait()
-                needs = await self._configs_for(events)
-                stamp = ((configstamp.HEADER, configstamp.encode(needs)),) if needs else None
-                done, sends = [], []
-                for partition, group in _by_partition(events).items():
-                    messages = [(e.message.offset, e.value, header(e)) for e in group]
-                    kv = self._batch_kv(table, group)
-                    out = stage.process(partition, messages, kv)
-                    if await self._learned_apps(out.quarantine):  # nothing written yet: run it again
-                        kv = self._batch_kv(table, group)
-                        out = stage.process(partition, messages, kv)
+        if self.ingest is not None:
+            return self.ingest.home(app)
+        return account_home(self.settings.partitions, self._first_account)(app)
+
+    def _first_account(self, app: int) -> str | None:
+        versions = self.configs.directory.versions(app)
+        return versions[0].account_id if versions else None
+
+    async def _run_ingest(self) -> None:
+        """Stage 0, once the internal events topic exists (Faust creates it at start)."""
+        from workers.kafka_io import existing_topics
+
+        await self.configs.synced.wait()
+        settings, topic = self.settings, self.events.get_topic_name()
+        loop = asyncio.get_running_loop()
+        while topic not in await loop.run_in_executor(None, existing_topics, settings.kafka):
+            await asyncio.sleep(0.2)
+        self.ingest = IngestLoop(settings.kafka, self.names, settings.group, topic, settings.partitions, self.configs,
+                                 embedded=settings.embedded, quarantine_topic=self.quarantine.get_topic_name(),
+                                 on_quarantine=self._observe_rejection, on_batch=self._observe_ingest,
+                                 horizon_ms=settings.billing.horizon_s * 1000)
+        await self.ingest.start()
+        log.info("stage 0 reading %s (group %s-ingest) into %s", ", ".join(self.ingest.lanes), settings.group, topic)
+        try:
+            await self.ingest.run()
+        finally:
+            await self.ingest.stop()
+
+    def _observe_rejection(self, rejection: Rejection) -> None:
+        self.metrics.quarantined.labels(rejection.reason.value).inc()
+        self.metrics.events.labels(_type_label(rejection.payload), "quarantined").inc()
+
+    def _observe_ingest(self, read: dict[str, int], events: int, tombstones: int) -> None:
+        for lane, count in read.items():
+            self.metrics.ingested.labels(lane).inc(count)
+        if tombstones:
+            self.metrics.tombstones.inc(tombstones)
+
+    async def _stage1_agent(self, stream: Any) -> None:
+        async for events in stream.take_events(self.settings.batch_max, within=self.settings.batch_within_s):
+            await self.configs.synced.wait()
+            needs = await self._configs_for(events)
+            stamp = ((configstamp.HEADER, configstamp.encode(needs)),) if needs else None
+            done, sends = [], []
+            for partition, group in _by_partition(events).items():
+                messages = [(e.message.offset, e.value, header(e), header(e, LANE_HEADER),
+                             header(e, OWN_HEADER) == b"tick") for e in group]
+                kv, outs = self._guarded(group, self.table1, self.lanes, partition, messages)
+                if await self._learned_apps([r for out in outs for r in out.quarantine]):  # nothing written yet
+                    kv, outs = self._guarded(group, self.table1, self.lanes, partition, messages)
+                if self.lanes.unknown_lane:
+                    log.warning("internal events partition %d: %d messages without a known lane header ignored "
+                                "(not written by stage 0)", partition, self.lanes.unknown_lane)
+                    self.lanes.unknown_lane = 0
+                for out in outs:
                     for rejection in out.quarantine:
                         key = str(rejection.sdk_app_id).encode() if rejection.sdk_app_id else b""
-                        sends.append(await self.quarantine.send(key=key, value=orjson.dumps(rejection.to_dict())))
+                        sends.append(await self.quarantine.send(key=key, value=quarantine_value(rejection)))
                     for account, message in out.summaries:
                         sends.append(await self.summaries.send(key=account.encode(), value=message, headers=stamp))
                     if out.watermark is not None:
                         for q in range(self.settings.partitions):
                             sends.append(await self.summaries.send(key=b"", value=out.watermark, partition=q))
-                    done.append((group, kv, out))
-                await _delivered(sends)  # outputs first: a crash before the state write re-sends them
-                for group, kv, out in done:
-                    with in_partition_of(group[-1]):
-                        kv.flush()
+                done.append((group, kv, outs))
+            await _delivered(sends)  # outputs first: a crash before the state write re-sends them
+            for group, kv, outs in done:
+                with in_partition_of(group[-1]):
+                    kv.flush()
+                for out in outs:
                     self._observe_stage1(group, out)
 
-        return agent
+    def _guarded(self, group: list[Any], table: Any, stage: Any, partition: int, messages: list[Any]
+                 ) -> tuple[BatchKV, Any]:
+        """Run a partition's batch; an event (or summary) that raises is taken out and the
+        batch run again from a clean store view, so it goes to quarantine as
+        ``unprocessable`` with its error and leaves the state as it was (SPEC §3). Nothing a
+        message holds can stop the worker."""
+        failures: dict[Any, str] = {}
+        stages: list[Any] = [*self.stage1.values(), self.stage2]
+        for each in stages:
+            each.failures = failures
+        try:
+            while True:
+                kv = self._batch_kv(table, group)
+                try:
+                    return kv, stage.process(partition, messages, kv)
+                except Exception as exc:
+                    at = stage.at
+                    if at is None or at in failures:
+                        raise
+                    failures[at] = f"{type(exc).__name__}: {exc}"[:2000]
+                    log.exception("partition %d: the message at %s raised; it goes to quarantine as "
+                                  "unprocessable", group[-1].message.partition, at)
+        finally:
+            for each in stages:
+                each.failures = {}
 
     def _batch_kv(self, table: Any, group: list[Any]) -> BatchKV:
         """The store view for one partition's batch: its changes are journaled, and the last
@@ -290,8 +398,11 @@ class VasbillWorker:
             await self._configs_for(events)  # the summaries carry their events' stamps
             done, sends = [], []
             for partition, group in _by_partition(events).items():
-                kv = self._batch_kv(self.table2, group)
-                out = self.stage2.process(partition, [(e.message.offset, e.value) for e in group], kv)
+                messages = [(e.message.offset, e.value) for e in group]
+                kv, out = self._guarded(group, self.table2, self.stage2, partition, messages)
+                for rejection in out.unprocessable:
+                    sends.append(await self.quarantine.send(key=b"", value=quarantine_value(rejection)))
+                    self._observe_rejection(rejection)
                 for charge in out.charges:
                     sends.append(await self.billing[charge.product].send(
                         key=charge.account_id.encode(), value=orjson.dumps(charge.to_dict())))
@@ -303,12 +414,17 @@ class VasbillWorker:
                 self._observe_stage2(out)
 
     async def _clock_agent(self, stream: Any) -> None:
+        """A marker for every usable tick onto every usage partition; stage 0 forwards the
+        tick itself (read from control.clock) in its place. Unusable ticks are ignored."""
         async for event in stream.events():
-            tick = fanout_tick(event.value)
-            if tick is not None:
-                for base in USAGE_TOPICS:
-                    for p in range(self.settings.partitions):
-                        await self.usage[base].send(key=b"", value=tick, partition=p)
+            if parse_tick(event.value) is None:
+                log.warning("ignored a control.clock record that is not a usable clock.tick (bad JSON, not a "
+                            "tick, or a time outside 2000-2099): %r", (event.value or b"")[:200])
+                continue
+            marker = fanout_marker(event.message.offset)
+            for base in USAGE_TOPICS:
+                for p in range(self.settings.partitions):
+                    await self.usage[base].send(key=b"", value=marker, partition=p)
 
     # -- metrics -----------------------------------------------------------------------------
 
@@ -384,7 +500,7 @@ class VasbillWorker:
 
         m = self.metrics
         consumer = self.app.consumer
-        inputs = {topic.get_topic_name() for topic in [*self.usage.values(), self.summaries, self.clock]}
+        inputs = {topic.get_topic_name() for topic in [self.events, self.summaries, self.clock]}
         lag: dict[str, int] = dict.fromkeys(inputs, 0)
         for tp in consumer.assignment():
             if tp.topic not in inputs:  # changelogs and Faust's own topics are not inputs
@@ -397,11 +513,13 @@ class VasbillWorker:
                 continue
             if high is not None and position is not None:
                 lag[tp.topic] = lag.get(tp.topic, 0) + max(0, high - position)
+        if self.ingest is not None:  # the usage topics are read by stage 0
+            lag.update(await self.ingest.lag())
         m.consumer_lag.clear()  # a partition that moved to another worker leaves no stale value
         for topic, value in lag.items():
             m.consumer_lag.labels(topic).set(value)
-        for name, table in [*self.tables.items(), ("stage2", self.table2)]:
-            m.table_entries.labels(name.split(".")[-1]).set(len(table))
+        for name, table in [("stage1", self.table1), ("stage2", self.table2)]:
+            m.table_entries.labels(name).set(len(table))
         m.ready.set(1 if is_ready(self)[0] else 0)
 
     async def _wall_tick(self) -> None:
@@ -414,22 +532,6 @@ async def _delivered(sends: list[Any]) -> None:
     """Wait until every message sent is acknowledged by the broker."""
     if sends:
         await asyncio.gather(*sends)
-
-
-def fanout_tick(value: bytes | None) -> bytes | None:
-    """A ``clock.tick`` from control.clock as the message fanned out to usage partitions."""
-    try:
-        doc = orjson.loads(value or b"")
-        if not isinstance(doc, dict) or doc.get("type") != "clock.tick":
-            return None
-        ms = doc.get("ms")
-        if ms is None and doc.get("time"):
-            ms = to_ms(parse_time(doc["time"]))
-        final = doc.get("final") is True
-    except (orjson.JSONDecodeError, ValueError, TypeError):
-        log.warning("ignored a malformed clock.tick: %r", value[:200] if value else value)
-        return None
-    return orjson.dumps({"type": "clock.tick", "ms": ms, "final": final})
 
 
 def _type_label(payload: str) -> str:

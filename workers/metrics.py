@@ -45,6 +45,8 @@ class Metrics:
     ready: Gauge
     clock: Gauge
     close_clock: Gauge
+    ingested: Counter
+    tombstones: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None, prefix: str = "vasbill") -> Metrics:
@@ -91,6 +93,12 @@ class Metrics:
             close_clock=Gauge(f"{prefix}_close_clock_seconds",
                               "Smallest clock over every partition of a usage topic: periods close by it (epoch s).",
                               ["topic"], registry=r),
+            ingested=Counter(f"{prefix}_ingested_messages_total",
+                             "Usage-topic messages read by stage 0 (any producer, any key), by topic.",
+                             ["topic"], registry=r),
+            tombstones=Counter(f"{prefix}_tombstones_total",
+                               "Messages without a value (tombstones) on usage topics: counted and skipped.",
+                               registry=r),
         )
         metrics.initialise()
         try:
@@ -121,6 +129,10 @@ class Metrics:
             self.packages_exhausted.labels(kind)
         for stage in ("stage1", "stage2"):
             self.redelivered.labels(stage)
+        from topics.names import USAGE_TOPICS
+
+        for topic in USAGE_TOPICS:
+            self.ingested.labels(topic)
 
     def add_charge(self, product: str, item: str, revision: int, delta: Decimal) -> None:
         self.charges.labels(product, item).inc()

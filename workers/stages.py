@@ -43,14 +43,15 @@ from rating.packages import PackageLedger
 from rating.periods import Period, next_close_boundary, prune_before
 from rating.pricers import UNIT_ORDER, UNITS, units_of
 from rating.revisions import rate_unit
-from topics import clockstamp
+from topics import clockstamp, codec
 from topics.appconfig import PACKAGE_KINDS, AppDirectory
 from topics.charges import Charge, decimal_text
 from topics.names import USAGE_TOPIC_OF_TYPE
-from topics.reasons import Rejection
+from topics.reasons import QuarantineReason, Rejection
 from topics.timefmt import format_time, to_ms
 from topics.validation import check_event, split_message
 from workers import dedupe_ids
+from workers.ingest import TICK_MAX_MS, TICK_MIN_MS
 from workers.kv import BatchKV
 
 AT_WATERMARK = -1  # a final tick without a time
@@ -102,8 +103,16 @@ class Stage1:
         clock: str = "event",
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         provisional_every_s: float | None = None,
+        internal: bool = False,
+        home: Callable[[int], int] | None = None,
+        lanes: tuple[str, ...] = (),
     ) -> None:
         self.topic = topic
+        self.internal = internal  # behind stage 0: reads the internal events topic, lane ``topic``
+        self.home = home  # the partition stage 0 routes an app to
+        self.lanes = lanes or (topic,)  # every lane sharing this stage's table (for dedupe pruning)
+        self.at: tuple[int, int] | None = None  # (offset, index) of the event being processed
+        self.failures: dict[tuple[int, int], str] = {}  # set by the guard: events to quarantine
         self.apps = apps
         self.settings = settings
         self.event_clock = clock == "event"
@@ -116,11 +125,14 @@ class Stage1:
         self.grace_month_ms = settings.grace_month_s * 1000
         self.horizon_ms = settings.horizon_s * 1000
 
-    def process(self, partition: int, messages: list[tuple[int, bytes, bytes | None]], kv: BatchKV) -> Stage1Output:
+    def process(self, partition: int, messages: list[tuple[Any, ...]], kv: BatchKV) -> Stage1Output:
         """A batch of (offset, message value, ``vasbill-clock`` header) of one partition, in
         order. Messages up to the offset saved with the state were applied already: the
-        state was written, their offsets not yet committed (``fresh``)."""
+        state was written, their offsets not yet committed (``fresh``). Events named in
+        ``failures`` (by the worker's guard, after they raised) are quarantined as
+        ``unprocessable`` instead."""
         out = Stage1Output(partition=partition)
+        self.at = None
         clock_key = _key("clock", self.topic, partition)
         clock = kv.get(clock_key) or {"wm": None, "tick": None, "final": None, "sent": None, "fin_sent": None}
         messages = fresh(messages, clock.get("off"), out)
@@ -131,9 +143,19 @@ class Stage1:
         opened: dict[str, list[Any]] = kv.get(open_key) or {}
         apps = self.apps()
         now = to_ms(self.now())
-        for _offset, raw, header in messages:
-            stamp = clockstamp.decode(header)
+        internal = self.internal
+        for message in messages:
+            offset, raw, header = message[0], message[1], message[2]
+            stamp = clockstamp.decode(header) if self.event_clock else None
+            # stage 0 marks the worker's own ticks (``vasbill-own``); a "clock.tick" without
+            # the mark came from a producer and is quarantined (``wrong_topic``)
+            own = internal and len(message) > 3 and message[3] is True
+            self.at = (offset, -1)  # the message as a whole, until its events are known
+            if self.failures and self.at in self.failures:
+                self._reject(_unprocessable(self.failures[self.at], raw.decode("utf-8", errors="replace"), None), out)
+                continue
             for i, part in enumerate(split_message(raw)):
+                self.at = (offset, i)
                 if stamp is not None:  # the replay clock before this event, as ``rate`` saw it
                     self._stamped(stamp, i, clock)
                     self._close_due(clock, opened, kv, out)
@@ -141,27 +163,46 @@ class Stage1:
                     self._reject(part, out)
                     continue
                 text, obj = part
-                if isinstance(obj, Mapping) and obj.get("type") == "clock.tick":
+                if self.failures and (offset, i) in self.failures:
+                    self._reject(_unprocessable(self.failures[(offset, i)], text, obj), out)
+                    continue
+                if own and type(obj) is dict and obj.get("type") == "clock.tick":
+                    self._tick(obj, clock)  # the worker's own tick, forwarded by stage 0
+                    self._close_due(clock, opened, kv, out)
+                    continue
+                if not internal and isinstance(obj, Mapping) and obj.get("type") == "clock.tick":
                     self._tick(obj, clock)
                     self._close_due(clock, opened, kv, out)
                     continue
                 current = self._clock(clock)
                 not_before = None if current is None else current - self.horizon_ms
-                outcome = check_event(text, obj, now, apps=apps, not_before_ms=not_before)
+                outcome = check_event(text, obj, now, apps=apps, not_before_ms=not_before,
+                                      topic=self.topic if internal else None)
                 if isinstance(outcome, Rejection):
                     self._reject(outcome, out)
                     continue
+                if self.home is not None and self.home(outcome.sdk_app_id) != partition:
+                    # routed by sdk_app_id before its config was read: billing it here would
+                    # split the app's state between two partitions
+                    self._reject(Rejection(QuarantineReason.UNKNOWN_APP, "no config for sdk_app_id when the "
+                                           "event was routed (its config arrived later)", text,
+                                           outcome.sdk_app_id, outcome.event_id), out)
+                    continue
+                if not self._first_time(outcome, kv, out):
+                    continue  # a duplicate changes nothing, not even the clock
                 for unit in self._fold(outcome, apps, clock, opened, kv, out):
                     self._send_summary(unit, kv, out, late=True, w=current)
                 if self.event_clock and (clock["wm"] is None or outcome.ms > clock["wm"]):
                     clock["wm"] = outcome.ms
                     self._close_due(clock, opened, kv, out)
+        self.at = None
         self._provisional(partition, opened, kv, out)
         out.watermark = self._watermark(clock, partition)
         out.clock_ms = self._clock(clock)
         if out.watermark is not None and out.clock_ms is not None:
             self._prune(partition, prune_before(out.clock_ms, self.horizon_ms), kv)
         kv.put(clock_key, clock)
+        self._prune_ids(partition, clock_key, clock, kv)
         kv.put(open_key, opened)
         return out
 
@@ -184,6 +225,10 @@ class Stage1:
     def _stamped(self, stamp: tuple[list[int | None], int | None], index: int, clock: dict[str, Any]) -> None:
         clocks, final = stamp
         before = clocks[index] if index < len(clocks) else None
+        if not _in_range(before):
+            before = None
+        if final is not None and not _in_range(final):
+            final = None
         if before is not None:
             clock["tick"] = before if clock["tick"] is None else max(clock["tick"], before)
         if final is not None:
@@ -203,10 +248,10 @@ class Stage1:
         time means "at the watermark": recorded as AT_WATERMARK, resolved by stage 2 to the
         largest clock of every partition, so it closes what ``vasbill rate`` closes at the end."""
         when = obj.get("ms")
-        if isinstance(when, int):
+        if _in_range(when):
             clock["tick"] = when if clock["tick"] is None else max(clock["tick"], when)
         if obj.get("final"):
-            until = when if isinstance(when, int) else AT_WATERMARK
+            until = when if _in_range(when) else AT_WATERMARK
             clock["final"] = until if clock["final"] in (None, AT_WATERMARK) else max(clock["final"], until)
 
     def _is_closed(self, clock: dict[str, Any], close_ms: int, start_ms: int) -> bool:
@@ -245,11 +290,7 @@ class Stage1:
         meter = METER_OF_TYPE[event.type]
         period = meter.period_of(event)
         skey = self._memo(("st", meter.family, period.key if period else "", account, event.sdk_app_id))
-        value = kv.get(skey) or {"state": meter.initial(), "ids": {}}
-        if dedupe_ids.seen(kv, skey, value, event.event_id):
-            out.events[(event.type, "duplicate")] += 1
-            return []
-        dedupe_ids.add(kv, skey, value, event.event_id, event.ms)
+        value = kv.get(skey) or {"state": meter.initial()}
         late: list[str] = []
         for touched in meter.fold(value["state"], event):
             unit = self._memo((meter.family, touched.kind, touched.key, account, event.sdk_app_id))
@@ -268,6 +309,55 @@ class Stage1:
         out.events[(event.type, "accepted")] += 1
         out.late_events += bool(late)
         return late
+
+    def _first_time(self, event: Any, kv: BatchKV, out: Stage1Output) -> bool:
+        """Exact dedupe by (sdk_app_id, event_id) over the lateness horizon, whatever the
+        event's type, time or period (SPEC §6), as ``vasbill rate`` does: one id set per app,
+        shared by the lanes of its partition (``workers.dedupe_ids`` keeps it in shards
+        when it grows). False for a duplicate, counted."""
+        dkey = self._memo(("dd", event.sdk_app_id))
+        value = kv.get(dkey)
+        if value is None:
+            value = {"ids": {}}
+            self._register_app(kv, out.partition, event.sdk_app_id)
+        if dedupe_ids.seen(kv, dkey, value, event.event_id):
+            out.events[(event.type, "duplicate")] += 1
+            return False
+        dedupe_ids.add(kv, dkey, value, event.event_id, event.ms)
+        kv.put(dkey, value)
+        return True
+
+    def _register_app(self, kv: BatchKV, partition: int, app: int) -> None:
+        key = _key("dd-apps", partition)
+        book = kv.get(key) or {"apps": [], "pruned": None}
+        if app not in book["apps"]:
+            book["apps"].append(app)
+            kv.put(key, book)
+
+    def _prune_ids(self, partition: int, clock_key: str, clock: dict[str, Any], kv: BatchKV) -> None:
+        """Once a day of clock: forget dedupe ids past the horizon of every lane of the
+        partition (the slowest lane's clock decides: a lane behind may still accept them)."""
+        clocks = []
+        for lane in self.lanes:
+            found = clock if lane == self.topic else kv.get(_key("clock", lane, partition))
+            current = self._clock(found) if found else None
+            if current is not None:
+                clocks.append(current)
+        if not clocks:
+            return
+        before = prune_before(min(clocks), self.horizon_ms)
+        key = _key("dd-apps", partition)
+        book = kv.get(key)
+        if not book or (book["pruned"] is not None and before - book["pruned"] < 86_400_000):
+            return
+        for app in book["apps"]:
+            dkey = _key("dd", app)
+            value = kv.get(dkey)
+            if value is not None:
+                dedupe_ids.prune(kv, dkey, value, before)
+                kv.put(dkey, value)
+        book["pruned"] = before
+        kv.put(key, book)
 
     def _memo(self, parts: tuple[Any, ...]) -> str:
         """``_key`` of parts met before: two keys per event, mostly the same few."""
@@ -310,12 +400,11 @@ class Stage1:
             meter = METERS[family]
             value = kv.get(skey)
             if not meter.registry:
-                dedupe_ids.drop(kv, skey, value)
+                dedupe_ids.drop(kv, skey, value)  # ids kept in the state by earlier versions
                 kv.delete(skey)
                 continue
             if value:
                 meter.prune(value["state"], before_ms)
-                dedupe_ids.prune(kv, skey, value, before_ms)
                 kv.put(skey, value)
         if gone:
             for unit in gone:
@@ -341,10 +430,61 @@ class Stage1:
             value["n"] = value.get("n", 0) + 1
             kv.put(skey, value)
             message["src"], message["n"] = skey, value["n"]
-        out.summaries.append((account, orjson.dumps(message)))
+        out.summaries.append((account, codec.dumps(message)))  # sums may pass 64 bits
 
     def _reject(self, rejection: Rejection, out: Stage1Output) -> None:
         out.quarantine.append(rejection)
+
+
+class Lanes:
+    """Stage 1 of every lane on one internal events partition: a partition's batch is run lane
+    by lane (consecutive messages of one lane together) over one store view, in offset
+    order. A lane is the usage topic an event came from (stage 0's ``vasbill-lane`` header);
+    each has its own ``Stage1`` and so its own clock per partition."""
+
+    def __init__(self, stages: Mapping[str, Stage1]) -> None:
+        self.stages = stages
+        self.current: Stage1 | None = None
+        self.unknown_lane = 0  # messages without a known lane (not written by stage 0)
+
+    @property
+    def at(self) -> tuple[int, int] | None:
+        return self.current.at if self.current is not None else None
+
+    def process(self, partition: int, messages: list[tuple[int, bytes, bytes | None, bytes | None, bool]],
+                kv: BatchKV) -> list[Stage1Output]:
+        """Messages: (offset, value, ``vasbill-clock`` header, lane header, own tick?)."""
+        outs: list[Stage1Output] = []
+        self.current = None
+        run: list[tuple[int, bytes, bytes | None, bool]] = []
+        lane: bytes | None = None
+        for offset, value, clock, this, own in [*messages, (-1, b"", None, None, False)]:
+            if (this != lane or offset < 0) and run:
+                stage = self.stages.get((lane or b"").decode("utf-8", errors="replace"))
+                if stage is None:
+                    self.unknown_lane += len(run)
+                else:
+                    self.current = stage
+                    outs.append(stage.process(partition, run, kv))
+                run = []
+            lane = this
+            if offset >= 0:
+                run.append((offset, value, clock, own))
+        self.current = None
+        return outs
+
+
+def _in_range(ms: Any) -> bool:
+    """A clock value a tick or replay stamp may carry (2000-01-01 … 2099-12-31); others are
+    ignored, so no forged or broken value can move the clock out of the calendar."""
+    return type(ms) is int and TICK_MIN_MS <= ms < TICK_MAX_MS
+
+
+def _unprocessable(error: str, text: str, obj: Any) -> Rejection:
+    app = obj.get("sdk_app_id") if type(obj) is dict else None
+    event_id = obj.get("event_id") if type(obj) is dict else None
+    return Rejection(QuarantineReason.UNPROCESSABLE, error, text, app if type(app) is int and 1 <= app <= 2**32 - 1
+                     else None, event_id if type(event_id) is str and len(event_id) <= 128 else None)
 
 
 @dataclass
@@ -354,6 +494,7 @@ class Stage2Output:
     close_clocks: dict[str, int] = field(default_factory=dict)  # topic -> smallest partition clock
     balances: dict[str, dict[str, Any]] = field(default_factory=dict)  # account -> package -> left
     redelivered: int = 0  # messages at or below the offset the state already holds
+    unprocessable: list[Rejection] = field(default_factory=list)  # summaries the guard took out
 
 
 class Stage2:
@@ -363,9 +504,12 @@ class Stage2:
         self.apps = apps
         self.settings = settings
         self.partitions = partitions
+        self.at: int | None = None  # offset of the summary being processed
+        self.failures: dict[int, str] = {}  # set by the guard: summaries that raised
 
     def process(self, partition: int, messages: list[tuple[int, bytes]], kv: BatchKV) -> Stage2Output:
         out = Stage2Output()
+        self.at = None
         applied_key = _key("in", partition)
         messages = fresh(messages, kv.get(applied_key), out)
         if not messages:
@@ -378,8 +522,13 @@ class Stage2:
         pend_key = _key("late2", partition)  # index of held late summaries: [[seq, family, w], ...]
         pending: list[list[Any]] = kv.get(pend_key) or []
         numbers: dict[str, int] = {}  # late summaries taken in this batch: lastn key -> number
-        for _offset, raw in messages:
-            message = orjson.loads(raw)
+        for offset, raw in messages:
+            self.at = offset
+            if offset in self.failures:
+                out.unprocessable.append(Rejection(QuarantineReason.UNPROCESSABLE, self.failures[offset],
+                                                   raw.decode("utf-8", errors="replace")))
+                continue
+            message = codec.loads(raw)
             if message["k"] == "prov":
                 self._store(kv, message, provisional=True)
             elif message["k"] == "wm":

@@ -21,9 +21,10 @@ def is_ready(worker: VasbillWorker) -> tuple[bool, dict[str, Any]]:
         "assigned_partitions": len(app.consumer.assignment()) if app.consumer else 0,
         "rebalancing": bool(app.rebalancing),
         "recovered": recovery.completed.is_set(),
+        "ingest": worker.ingest is not None and worker.ingest.ready.is_set(),
     }
     ready = (detail["configs_synced"] and not detail["rebalancing"] and detail["recovered"]
-             and detail["assigned_partitions"] > 0 and not worker.failure)
+             and detail["assigned_partitions"] > 0 and detail["ingest"] and not worker.failure)
     return bool(ready), detail
 
 

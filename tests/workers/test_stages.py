@@ -20,15 +20,17 @@ import pytest
 from fixtures.stores import RecordedWrites
 
 from rating.biller import BillingSettings, rate_lines
+from topics import clockstamp
 from topics.appconfig import AppConfig, AppDirectory
 from topics.charges import Charge
 from topics.clockstamp import ReplayClock, encode
 from topics.names import USAGE_TOPIC_OF_TYPE, USAGE_TOPICS
 from vasbill.gen import GenOptions, generate
 from workers import dedupe_ids
+from workers.ingest import LANE_HEADER, OWN_HEADER, Router, Tick, fanout_marker
 from workers.journal import Journal
 from workers.kv import MAX_VALUE_BYTES, BatchKV
-from workers.stages import Stage1, Stage1Output, Stage2, Stage2Output
+from workers.stages import Lanes, Stage1, Stage1Output, Stage2
 
 PARTITIONS = 4
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
@@ -66,82 +68,126 @@ def _shifted(lines: list[bytes], days: int) -> list[bytes]:
 
 def simulate(apps: AppDirectory, lines: list[bytes], settings: BillingSettings, seed: int,
              by_account: bool = True, crashes: float = 0.0, journal: bool = True,
-             seen: Counter[str] | None = None) -> list[Charge]:
-    """Route lines like ``vasbill produce`` (replay header, partition), then run both stages
-    with random batch sizes and a random interleaving of partitions, as a worker consuming
-    logs: each input (usage partition, summaries partition) has offsets, and after a batch
-    its position is committed only now and then (at-least-once). With ``crashes``, that
-    share of batches "crash" after their outputs went out, in the middle of their table
-    writes (a random prefix of them is kept, journal included); the restarted worker's
-    journals recover and every input is read again from its last committed offset, so
-    batches already applied (state written, offset not committed) come back too. ``seen``
-    counts crashes and the messages the stages recognised as re-delivered."""
+             seen: Counter[str] | None = None, producer: str = "vasbill") -> list[Charge]:
+    """Route lines like a producer, then run stage 0 (``Router``), stage 1 and stage 2 with
+    random batch sizes and a random interleaving of partitions, as a worker consuming logs:
+    each input (usage partition, internal events partition, summaries partition) has
+    offsets, and after a batch its position is committed only now and then (at-least-once).
+
+    ``producer``: ``"vasbill"`` routes like ``vasbill produce`` (replay header, the
+    account's partition, or the app's without ``by_account``); ``"random"`` is a plain
+    client with no key (a random partition, one event a message, no header). The final
+    tick goes to ``control.clock`` and its fan-out markers to every usage partition, as the
+    clock agent writes them.
+
+    With ``crashes``, that share of batches "crash" after their outputs went out: stage 1
+    and 2 in the middle of their table writes (a random prefix of them is kept, journal
+    included), stage 0 before its commit; every input is then read again from its last
+    committed offset, so batches already applied come back too. ``seen`` counts crashes
+    and the messages the stages recognised as re-delivered."""
     clock = ReplayClock(apps, NOW, settings.horizon_s * 1000)
     account_of = {app: acct for acct, ids in apps.accounts().items() for app in ids}
-    usage: dict[tuple[str, int], list[tuple[bytes, bytes | None]]] = {
+    rnd = random.Random(seed)
+
+    def partition_of(route: str) -> int:
+        return zlib.crc32(route.encode()) % PARTITIONS
+
+    usage: dict[tuple[str, int], list[tuple[bytes | None, Any, int]]] = {
         (t, p): [] for t in USAGE_TOPICS for p in range(PARTITIONS)}
-    for line in lines:
+    for stamp_ms, line in enumerate(lines):  # the producer's send time: file order
         try:
             doc = orjson.loads(line)
             topic, key = USAGE_TOPIC_OF_TYPE.get(doc.get("type"), "usage.relay"), doc.get("sdk_app_id", 0)
-        except (orjson.JSONDecodeError, AttributeError):
+        except (orjson.JSONDecodeError, AttributeError, TypeError):
             doc, topic, key = None, "usage.relay", 0
         before = clock.before(doc)
+        if producer == "random":
+            usage[(topic, rnd.randrange(PARTITIONS))].append((line, (), stamp_ms))
+            continue
         route = account_of.get(key, str(key)) if by_account else str(key)
-        usage[(topic, zlib.crc32(route.encode()) % PARTITIONS)].append((line, encode([before], clock.final_ms)))
-    final = orjson.dumps({"type": "clock.tick", "ms": None, "final": True})
+        header = ((clockstamp.HEADER, encode([before], clock.final_ms)),)
+        usage[(topic, partition_of(route))].append((line, header, stamp_ms))
+    ticks = {0: Tick(None, True)}  # control.clock: the final tick at offset 0
     for log in usage.values():
-        log.append((final, None))
-    stage1 = {t: Stage1(t, lambda: apps, settings, now=lambda: NOW, provisional_every_s=0.0) for t in USAGE_TOPICS}
+        log.append((fanout_marker(0), (), len(lines)))
+
+    def home(app: int) -> int:
+        versions = apps.versions(app)
+        return partition_of(versions[0].account_id if versions else str(app))
+
+    stage1 = {t: Stage1(t, lambda: apps, settings, now=lambda: NOW, provisional_every_s=0.0, internal=True,
+                        home=home, lanes=USAGE_TOPICS) for t in USAGE_TOPICS}
+    lanes = Lanes(stage1)
     stage2 = Stage2(lambda: apps, settings, PARTITIONS)
-    stores: dict[str, dict[str, bytes]] = {t: {} for t in [*USAGE_TOPICS, "stage2"]}  # one table each
+    stores: dict[str, dict[str, bytes]] = {"stage1": {}, "stage2": {}}  # one table each
     journals: dict[tuple[str, int], Journal] = {}
-    summaries: dict[int, list[bytes]] = {q: [] for q in range(PARTITIONS)}  # the internal topic
-    inputs: dict[tuple[str, int], list[Any]] = {**usage, **{("stage2", q): log for q, log in summaries.items()}}
+    # stage 0, the sequencer: the usage records merged by timestamp (one log), read in chunks
+    merged = sorted(((ts, topic, p, i, value, headers) for (topic, p), log in usage.items()
+                     for i, (value, headers, ts) in enumerate(log)), key=lambda r: r[:4])
+    events: dict[int, list[tuple[bytes, Any]]] = {q: [] for q in range(PARTITIONS)}  # the internal topics
+    summaries: dict[int, list[bytes]] = {q: [] for q in range(PARTITIONS)}
+    inputs: dict[tuple[str, Any], list[Any]] = {
+        ("ingest", 0): merged,
+        **{("stage1", q): log for q, log in events.items()},
+        **{("stage2", q): log for q, log in summaries.items()}}
     position = dict.fromkeys(inputs, 0)
     committed = dict.fromkeys(inputs, 0)
     charges: list[Charge] = []
-    rnd = random.Random(seed)
+    sequencer = [ReplayClock(apps, NOW, settings.horizon_s * 1000), set()]
 
     def journal_of(table: str, partition: int) -> Journal | None:
         if not journal:
             return None
         return journals.setdefault((table, partition), Journal(f"journal/{partition}", MAX_VALUE_BYTES))
 
-    def process(table: str, partition: int, batch: list[tuple[int, Any]], kv: BatchKV) -> Any:
-        if table == "stage2":
-            return stage2.process(partition, batch, kv)
-        return stage1[table].process(partition, [(offset, *message) for offset, message in batch], kv)
-
-    def send(out: Any) -> None:
-        if isinstance(out, Stage2Output):
-            charges.extend(out.charges)
-            return
-        for account, message in out.summaries:
-            summaries[zlib.crc32(account.encode()) % PARTITIONS].append(message)
-        if out.watermark:
-            for log in summaries.values():
-                log.append(out.watermark)
-
     while True:
         ready = [k for k in inputs if position[k] < len(inputs[k])]
         if not ready:
             return charges
-        table, partition = key = rnd.choice(ready)
+        key = rnd.choice(ready)
+        table, partition = key
         start = position[key]
         batch = list(enumerate(inputs[key][start:start + rnd.randint(1, 300)], start))
-        store = stores[table]
         crashed = rnd.random() < crashes
+        if table == "ingest":
+            router = Router(PARTITIONS, home, ticks.get, clock=sequencer[0], lanes=USAGE_TOPICS, applied=sequencer[1])
+            for _offset, (_ts, topic, source, _i, value, headers) in batch:
+                router.add(topic, source, value, headers)
+            forwards, _rejected = router.flush()
+            for forward in forwards:
+                extra = dict(forward.headers)
+                events[forward.partition].append((forward.value, (extra.get(clockstamp.HEADER), extra[LANE_HEADER],
+                                                                  extra.get(OWN_HEADER) == b"tick")))
+            if seen is not None:
+                seen["crashes"] += crashed
+            if crashed:  # after its sends, before its commit: a new sequencer reads on from the commit
+                sequencer[:] = [ReplayClock(apps, NOW, settings.horizon_s * 1000), set()]
+                position.update(committed)
+                continue
+            position[key] = start + len(batch)
+            if rnd.random() < 0.5:
+                committed[key] = position[key]
+            continue
+        store = stores[table]
         writes = RecordedWrites(store) if crashed else store
         found = journal_of(table, partition)
         if found is not None:
             found.recover(store)  # as the worker does before each batch (a no-op unless restarted)
         kv = BatchKV(writes, journal=found)
-        out = process(table, partition, batch, kv)
-        send(out)  # outputs are delivered before the state is written
-        kv.flush()
+        if table == "stage2":
+            outs: list[Any] = [stage2.process(partition, batch, kv)]
+            charges.extend(outs[0].charges)
+        else:
+            outs = lanes.process(partition, [(offset, value, *extra) for offset, (value, extra) in batch], kv)
+            for out in outs:
+                for account, message in out.summaries:
+                    summaries[partition_of(account)].append(message)
+                if out.watermark:
+                    for log in summaries.values():
+                        log.append(out.watermark)
+        kv.flush()  # outputs are delivered before the state is written
         if seen is not None:
-            seen["redelivered"] += out.redelivered
+            seen["redelivered"] += sum(out.redelivered for out in outs)
             seen["crashes"] += crashed
         if crashed:
             writes.keep(rnd.randint(0, len(writes.ops)))
@@ -227,21 +273,27 @@ def test_dedupe_ids_split_over_keys_still_equal_rate(month: tuple[AppDirectory, 
     _assert_same_revisions(got, expected)
 
 
-def test_app_partitioning_keeps_final_charges(month: tuple[AppDirectory, list[bytes]]) -> None:
-    """Keyed by sdk_app_id (other producers): the same charges in the end."""
+def _latest(charges: list[Charge]) -> dict[str, Any]:
+    """charge_id -> (amount, lines) of its latest revision: what a bill is made of. Other
+    producers than ``vasbill produce`` may split late events into revisions differently."""
+    best: dict[str, Charge] = {}
+    for c in charges:
+        if c.charge_id not in best or c.revision > best[c.charge_id].revision:
+            best[c.charge_id] = c
+    return {cid: (c.amount, c.lines) for cid, c in best.items() if c.amount or c.lines}
+
+
+@pytest.mark.parametrize(("producer", "by_account"), [("vasbill", False), ("random", True)])
+def test_other_producers_keep_final_charges(month: tuple[AppDirectory, list[bytes]], producer: str,
+                                            by_account: bool) -> None:
+    """Keyed by sdk_app_id, or no key at all (a random partition, one event a message, no
+    replay header): stage 0 brings each app's events together, and the latest revision of
+    every charge is ``rate``'s."""
     apps, lines = month
     settings = BillingSettings()
     expected, _, _ = rate_lines(apps, lines, settings, now=lambda: NOW)
-    got = simulate(apps, lines, settings, 3, by_account=False)
-
-    def latest(charges: list[Charge]) -> dict[str, Any]:
-        best: dict[str, Charge] = {}
-        for c in charges:
-            if c.charge_id not in best or c.revision > best[c.charge_id].revision:
-                best[c.charge_id] = c
-        return {cid: (c.revision, c.amount, c.lines) for cid, c in best.items()}
-
-    assert latest(got) == latest(expected)
+    got = simulate(apps, lines, settings, 3, by_account=by_account, producer=producer)
+    assert _latest(got) == _latest(expected)
 
 
 def test_pruning_past_the_horizon_keeps_two_months_exact(month: tuple[AppDirectory, list[bytes]]) -> None:
