@@ -1,0 +1,1 @@
+"""Fuzz corpora of hostile inputs (``fuzz.corpus``) and the tests that run them."""
