@@ -53,6 +53,48 @@ class BenchOptions:
     live_seconds: float = 10.0
     batch: int = 1000
     idle: float = 3.0
+    producers: tuple[str, ...] = ("vasbill", "stream_id")
+
+
+PRODUCERS = ("vasbill", "stream_id")
+
+
+class StreamKeyed:
+    """What a CDN log shipper sends (the ``--producer stream_id`` backlog): one event a
+    message, keyed by its stream_id (task_id, else event_id, when it has none), no
+    ``vasbill`` headers; the client's partitioner picks the partition. Same interface as
+    ``EventPacker`` for ``send_lines``."""
+
+    def __init__(self, names: Any) -> None:
+        from workers.kafka_io import PackStats
+
+        self.names = names
+        self.stats = PackStats()
+
+    def add(self, line: bytes) -> list[Any]:
+        from topics.names import USAGE_TOPIC_OF_TYPE
+        from workers.kafka_io import Message
+
+        line = line.strip()
+        if not line:
+            return []
+        try:
+            doc = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            doc = None
+        kind = doc.get("type") if isinstance(doc, dict) else None
+        topic = (USAGE_TOPIC_OF_TYPE.get(kind) if type(kind) is str else None) or "usage.relay"
+        key = None
+        if isinstance(doc, dict):
+            value = doc.get("stream_id") or doc.get("task_id") or doc.get("event_id")
+            key = str(value).encode() if value is not None else None
+        self.stats.lines += 1
+        self.stats.events["usage"] += 1
+        self.stats.messages["usage"] += 1
+        return [Message(self.names(topic), key, line, 1, "usage")]
+
+    def flush(self) -> list[Any]:
+        return []
 
 
 # -- producing --------------------------------------------------------------------------------
@@ -297,7 +339,19 @@ def worker_table_bytes(stack: Stack, group: str, accounts: set[str]) -> dict[str
 # -- the run ----------------------------------------------------------------------------------
 
 def run_bench(options: BenchOptions, err: Any) -> dict[str, Any]:
-    """Run everything; returns the figures (see ``render``). ``err`` is a rich Console."""
+    """One run per producer of ``options.producers`` (each on a fresh broker); returns the
+    figures of each, by producer (see ``render``). ``err`` is a rich Console."""
+    started = time.monotonic()
+    results: dict[str, Any] = {"options": asdict(options), "runs": {}}
+    for producer in options.producers:
+        err.print(f"--- producer: {producer} ---", highlight=False)
+        results["runs"][producer] = _run_one(options, producer, err)
+    results["seconds"] = time.monotonic() - started
+    return results
+
+
+def _run_one(options: BenchOptions, producer: str, err: Any) -> dict[str, Any]:
+    """One producer's run: rate, backlog, ceiling, worker, latency, charges, state."""
     from rating.biller import rate_lines
     from rating.configs import read_app_config
     from topics.appconfig import AppDirectory
@@ -307,7 +361,7 @@ def run_bench(options: BenchOptions, err: Any) -> dict[str, Any]:
     from workers.settings import group_of
 
     note = err.print
-    results: dict[str, Any] = {"options": asdict(options)}
+    results: dict[str, Any] = {"producer": producer}
     started = time.monotonic()
     apps_docs, events = generate(GenOptions(accounts=options.accounts, month=options.month, seed=options.seed,
                                             scale=options.scale))
@@ -331,7 +385,8 @@ def run_bench(options: BenchOptions, err: Any) -> dict[str, Any]:
         broker = stack.start_broker()
         stack.create_topics()
         produce_lines(stack.kafka, stack.names, [orjson.dumps(doc) for doc in apps_docs])
-        packer = EventPacker(stack.names, partitions=options.partitions, batch=options.batch, apps=directory)
+        packer: Any = (EventPacker(stack.names, partitions=options.partitions, batch=options.batch, apps=directory)
+                       if producer == "vasbill" else StreamKeyed(stack.names))
         messages, seconds = asyncio.run(send_lines(stack, packer, backlog))
         stats = packer.stats
         backlog_events = stats.events["usage"] + stats.events["unroutable"]
@@ -410,11 +465,19 @@ def _kib(n: float | None) -> str:
 
 
 def render(results: dict[str, Any], console: Any) -> None:
+    for run in results["runs"].values():
+        _render_one(run, console)
+    console.print(f"bench: {results['seconds']:.0f} s in all", highlight=False)
+
+
+def _render_one(results: dict[str, Any], console: Any) -> None:
     from rich.table import Table
 
     data, worker, ceiling = results["data"], results.get("worker"), results["ceiling"]
+    how = ("vasbill produce (packed per partition, stamped)" if results["producer"] == "vasbill"
+           else "a plain client, one event a message keyed by stream_id")
     latency, state, tables = results["latency"], results["state"], results.get("worker_tables")
-    table = Table(title=f"vasbill bench: {data['lines']:,} lines, {data['accounts']} accounts, "
+    table = Table(title=f"vasbill bench, {how}: {data['lines']:,} lines, {data['accounts']} accounts, "
                         f"{data['events_per_message']:.1f} events/message in the backlog", title_justify="left")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -452,7 +515,6 @@ def render(results: dict[str, Any], console: Any) -> None:
     table.add_row("charges match vasbill rate", f"{charges['matching']}/{charges['total']}",
                   f"{charges['revisions']:,} revisions (rate: {charges['rate_revisions']:,})")
     console.print(table)
-    console.print(f"bench: {results['seconds']:.0f} s in all", highlight=False)
 
 
 # -- command ----------------------------------------------------------------------------------
@@ -472,9 +534,12 @@ def register(main: click.Group) -> None:
                   show_default=True, help="Length of the latency phase.")
     @click.option("--batch", type=click.IntRange(1, 1000), default=BenchOptions.batch, show_default=True,
                   help="Events per message of the backlog (see `vasbill produce --batch`).")
+    @click.option("--producer", "producers", type=click.Choice(PRODUCERS), multiple=True,
+                  help="Who sends the backlog: `vasbill` (vasbill produce's packing) and/or `stream_id` (a plain "
+                       "client, one event a message keyed by stream_id). Both by default, one after the other.")
     @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
     def bench_command(accounts: int, scale: float, seed: int, partitions: int, offered: int, live_seconds: float,
-                      batch: int, as_json: bool) -> None:
+                      batch: int, producers: tuple[str, ...], as_json: bool) -> None:
         """Throughput (worker vs a bare consumer vs `rate`), latency, RSS and state size."""
         from rich.console import Console
 
@@ -483,7 +548,7 @@ def register(main: click.Group) -> None:
         from vasbill.demo import interrupted_as_failure
 
         options = BenchOptions(accounts=accounts, scale=scale, seed=seed, partitions=partitions, rate=offered,
-                               live_seconds=live_seconds, batch=batch)
+                               live_seconds=live_seconds, batch=batch, producers=producers or PRODUCERS)
         err = Console(stderr=True)
         with failures(), interrupted_as_failure():
             try:

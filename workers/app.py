@@ -45,7 +45,7 @@ from workers.compat import (
     set_consumer_fetch_wait,
 )
 from workers.configs import ConfigReader
-from workers.ingest import LANE_HEADER, OWN_HEADER, fanout_marker, parse_tick, quarantine_value
+from workers.ingest import LANE_HEADER, OWN_HEADER, account_home, fanout_marker, parse_tick, quarantine_value
 from workers.ingest_consumer import IngestLoop
 from workers.journal import Journal
 from workers.kafka_io import ssl_context
@@ -142,6 +142,7 @@ class VasbillWorker:
         self._confirmed_unknown: set[int] = set()
         self.started = time.monotonic()
         self.ingest: IngestLoop | None = None
+        self._app_home = account_home(settings.partitions, self._first_account)  # = stage 0's
         self.stage1 = {base: Stage1(base, lambda: self.configs.directory, settings.billing, clock=settings.clock,
                                     provisional_every_s=settings.provisional_every_s, internal=True,
                                     home=self._home, lanes=USAGE_TOPICS)
@@ -254,11 +255,7 @@ class VasbillWorker:
         self.app.on_before_shutdown.connect(cast(Any, stop_configs))  # mode's signal types want a sync receiver
 
     def _home(self, app: int) -> int:
-        from workers.ingest import account_home
-
-        if self.ingest is not None:
-            return self.ingest.home(app)
-        return account_home(self.settings.partitions, self._first_account)(app)
+        return self._app_home(app)
 
     def _first_account(self, app: int) -> str | None:
         versions = self.configs.directory.versions(app)

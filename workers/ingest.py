@@ -201,9 +201,12 @@ class Router:
         configs = configstamp.decode(header_value(headers, configstamp.HEADER))
         if type(decoded) is list:
             if alone:
-                befores = [self._before(lane, item) for item in decoded]
+                if stamp is None:
+                    stamp = self._stamp([self._before(lane, item) for item in decoded])
+                else:
+                    self._follow(stamp)
                 self._alone(lane, self._target(decoded[0] if decoded else None, source), value,
-                            stamp or self._stamp(befores), configs, len(decoded), timestamp_ms)
+                            stamp, configs, len(decoded), timestamp_ms)
                 return
             self._array(lane, source, value, decoded, stamp, configs, timestamp_ms)
             return
@@ -213,8 +216,10 @@ class Router:
         if type(decoded) is dict and decoded.get("type") == FANOUT_TYPE:
             self._marker(lane, source, value, decoded)
             return
-        before = self._before(lane, decoded)
-        stamp = stamp or self._stamp([before])
+        if stamp is None:
+            stamp = self._stamp([self._before(lane, decoded)])
+        else:
+            self._follow(stamp)
         if alone or (value.count(b"{") + value.count(b"[") > DEEP):  # in a pack it could pass orjson's depth
             self._alone(lane, self._target(decoded, source), value, stamp, configs, 1, timestamp_ms)
             return
@@ -232,11 +237,12 @@ class Router:
         header = stamp
         final = self.clock.final_ms if self.clock is not None else None
         targets = [self._target(item, source) for item in items]
-        small = len(value) <= MAX_EVENT_BYTES  # then no event of it can be over 64 KiB
-        if small and all(t == targets[0] for t in targets):  # the common case: keep the bytes
-            befores = [self._before(lane, item) for item in items]
+        if header is not None:
+            self._follow(header)
+        if all(t == targets[0] for t in targets):  # the common case: keep the bytes (an event over
+            # 64 KiB in it is rejected by stage 1's ``split_message``, as ``rate`` rejects it)
             if header is None and self.clock is not None:
-                stamp = (befores, final)
+                stamp = ([self._before(lane, item) for item in items], final)
             clocks = list(stamp[0]) if stamp else []
             clocks = (clocks + [None] * len(items))[:len(items)]
             inside = value.strip()[1:-1].strip()
@@ -253,10 +259,11 @@ class Router:
             if len(written) > MAX_EVENT_BYTES:  # measured as ``split_message`` measures it
                 self._reject(QuarantineReason.TOO_LARGE, "event over 64 KiB", text, item)
                 continue
-            before = self._before(lane, item)
-            one = header if header is not None else self._stamp([before])
-            self._append(lane, target, text, 1, [clock if header is not None else before], one, configs,
-                         timestamp_ms)
+            if header is not None:
+                self._append(lane, target, text, 1, [clock], header, configs, timestamp_ms)
+            else:
+                before = self._before(lane, item)
+                self._append(lane, target, text, 1, [before], self._stamp([before]), configs, timestamp_ms)
 
     def _alone(self, lane: str, target: int, value: bytes, stamp: tuple[list[int | None], int | None] | None,
                configs: dict[int, int], events: int, timestamp_ms: int | None) -> None:
@@ -271,6 +278,19 @@ class Router:
             headers.append((configstamp.HEADER, configstamp.encode(configs)))
         self._out.append(Forward(target, value, tuple(headers), events, timestamp_ms))
         self.stats.forwarded += events
+
+    def _follow(self, stamp: tuple[list[int | None], int | None]) -> None:
+        """A message stamped by ``vasbill produce`` carries rate's clock before each of its
+        events: the replay clock follows it (not event by event: a producer's own stamps
+        are exact, and following them costs nothing)."""
+        if self.clock is None:
+            return
+        known = [c for c in stamp[0] if type(c) is int and TICK_MIN_MS <= c < TICK_MAX_MS]
+        if known:
+            self.clock.advance(max(known))
+        final = stamp[1]
+        if type(final) is int and TICK_MIN_MS <= final < TICK_MAX_MS:
+            self.clock.finalise(final)
 
     def _before(self, lane: str, item: Any) -> int | None:
         """The replay clock before ``item``, then past it: only events of this lane count

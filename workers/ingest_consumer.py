@@ -47,7 +47,7 @@ from workers.kafka_io import KafkaSettings, client_config
 log = logging.getLogger("vasbill.ingest")
 
 MAX_TICKS_KEPT = 200_000
-HOLD_BACK_MS = 2_000
+HOLD_BACK_MS = 300
 _APP_ID = re.compile(rb'"sdk_app_id"\s*:\s*([0-9]{1,10})')
 
 

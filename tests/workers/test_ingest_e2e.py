@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,23 @@ async def _send_raw(stack: Stack, month: Month, habits: list[str]) -> int:
             await producer.stop()
 
 
+def _wait_for_bills(stack: Stack, expected: dict[str, Any], worker: Any, timeout: float = 120.0) -> dict[str, Any]:
+    """The latest bill of every charge on the billing topics, once it equals ``expected`` or
+    nothing changed for 20 s (then the caller's assertion says what differs), at most
+    ``timeout`` seconds."""
+    deadline, last, changed = time.monotonic() + timeout, -1, time.monotonic()
+    while True:
+        worker.check()
+        charges = stack.charges()
+        got = {cid: bill(doc) for cid, doc in latest(charges).items()}
+        if got == expected or time.monotonic() > deadline or time.monotonic() - changed > 20:
+            time.sleep(2)  # extra charges would show
+            return {cid: bill(doc) for cid, doc in latest(stack.charges()).items()}
+        if len(charges) != last:
+            last, changed = len(charges), time.monotonic()
+        time.sleep(0.5)
+
+
 @pytest.mark.parametrize("habits", [["stream_id"], ["task_id"], ["none"], ["stream_id", "none"]],
                          ids=["by-stream-id", "by-task-id", "no-key", "two-producers"])
 def test_plain_producers_with_any_key_give_the_bill_of_rate(
@@ -107,8 +125,7 @@ def test_plain_producers_with_any_key_give_the_bill_of_rate(
     timer.mark(f"{sent} messages sent raw ({'+'.join(habits)})")
     stack.wait_for_progress(worker.group, 1.0, timeout=120, alive=(worker,))
     stack.tick("--final")
-    charges = stack.wait_for_charges(timeout=120, alive=(worker,), idle=10, on_fail=worker.log_tail)
-    got = {cid: bill(doc) for cid, doc in latest(charges).items()}
+    got = _wait_for_bills(stack, month.latest, worker)
     wrong = sorted(cid for cid in set(got) | set(month.latest) if got.get(cid) != month.latest.get(cid))
     timer.note(f"{len(month.latest) - len(wrong)}/{len(month.latest)} charges = rate")
     assert not wrong, (f"{len(wrong)} of {len(month.latest)} charges differ from rate, e.g. {wrong[:5]}: "
@@ -153,8 +170,6 @@ def test_vasbill_produce_next_to_a_raw_producer_gives_the_bill_of_rate(
     timer.mark(f"produced: vasbill produce, then {len(theirs)} lines from a raw producer")
     stack.wait_for_progress(worker.group, 1.0, timeout=180, alive=(worker,))
     stack.tick("--final")
-    charges = stack.wait_for_charges(timeout=180, alive=(worker,), idle=20, on_fail=worker.log_tail)
-    got = {cid: bill(doc) for cid, doc in latest(charges).items()}
     # rate on the order the worker can know: the file as the two producers sent it
     merged = tmp_path / "merged.jsonl"
     merged.write_bytes(b"\n".join([line for line in month.lines if id(line) not in kept] + theirs) + b"\n")
@@ -162,6 +177,7 @@ def test_vasbill_produce_next_to_a_raw_producer_gives_the_bill_of_rate(
     result = cli("rate", "--events", str(merged), "--apps", str(month.apps), "--out", str(rate_out))
     assert result.exit_code == 0, result.output
     expected = {cid: bill(doc) for cid, doc in latest(read_jsonl(rate_out)).items()}
+    got = _wait_for_bills(stack, expected, worker, timeout=180)
     wrong = sorted(cid for cid in set(got) | set(expected) if got.get(cid) != expected.get(cid))
     assert not wrong, (f"{len(wrong)} of {len(expected)} charges differ from rate, e.g. {wrong[:5]}: "
                        f"worker {got.get(wrong[0])} rate {expected.get(wrong[0])}")

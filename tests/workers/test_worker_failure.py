@@ -9,11 +9,15 @@ import sys
 import time
 import urllib.request
 import uuid
+from pathlib import Path
+from typing import Any
 
+import orjson
 from click.testing import CliRunner
 
 from vasbill.cli import main
 from workers.broker import free_port
+from workers.kafka_io import KafkaSettings, read_records
 
 
 def _send(broker: str, topic: str, value: bytes) -> None:
@@ -30,7 +34,10 @@ def _send(broker: str, topic: str, value: bytes) -> None:
     asyncio.run(run())
 
 
-def test_a_failing_agent_stops_the_worker_with_an_error(broker: str, tmp_path) -> None:
+FAILING_WORKER = Path(__file__).parents[1] / "fixtures" / "failing_worker.py"
+
+
+def _start(broker: str, tmp_path: Path, launcher: list[str]) -> tuple[subprocess.Popen[bytes], int, str, str, Any]:
     prefix = f"fail{uuid.uuid4().hex[:6]}."
     app_id = f"fail{uuid.uuid4().hex[:6]}"
     created = CliRunner().invoke(main, ["topics", "create", "--broker", broker, "--prefix", prefix,
@@ -39,28 +46,91 @@ def test_a_failing_agent_stops_the_worker_with_an_error(broker: str, tmp_path) -
     port = free_port()
     log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115
     worker = subprocess.Popen(
-        [sys.executable, "-m", "vasbill", "worker", "--broker", broker, "--prefix", prefix, "--partitions", "2",
+        [*launcher, "worker", "--broker", broker, "--prefix", prefix, "--partitions", "2",
          "--store", "memory", "--clock", "event", "--web-port", str(port), "--app-id", app_id],
         stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as answer:
+                if answer.status == 200:
+                    return worker, port, prefix, app_id, log
+        except OSError:
+            time.sleep(0.3)
+    worker.kill()
+    raise AssertionError("worker never became ready")
+
+
+def test_a_message_stage_2_cannot_decode_is_quarantined_and_the_worker_goes_on(broker: str, tmp_path) -> None:
+    worker, port, prefix, app_id, log = _start(broker, tmp_path, [sys.executable, "-m", "vasbill"])
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.3)
-        else:
-            raise AssertionError("worker never became ready")
-        # given a message stage 2 cannot decode on its internal topic
+        # given a message stage 2 cannot decode on its internal topic (before the guard: a crash loop)
         _send(broker, f"{prefix}{app_id}.summaries", b"not json")
-        # then the worker stops by itself, with an error
+        deadline = time.monotonic() + 30
+        found: list[dict] = []
+        while time.monotonic() < deadline and not found:
+            found = [orjson.loads(r.value) for r in read_records(KafkaSettings(broker), [f"{prefix}usage.quarantine"])]
+            time.sleep(0.5)
+        assert [(q["reason"], q["payload"]) for q in found] == [("unprocessable", "not json")], found
+        assert "JSONDecodeError" in found[0]["detail"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            metrics = answer.read().decode()
+        assert 'vasbill_quarantined_total{reason="unprocessable"} 1.0' in metrics
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+            assert answer.status == 200
+        assert worker.poll() is None, "the worker must still run"
+    finally:
+        worker.terminate()
+        assert worker.wait(timeout=30) == 0, "SIGTERM stops it cleanly"
+        log.close()
+
+
+def test_a_failing_agent_stops_the_worker_with_an_error(broker: str, tmp_path) -> None:
+    worker, port, prefix, app_id, log = _start(broker, tmp_path, [sys.executable, str(FAILING_WORKER)])
+    try:
+        _send(broker, f"{prefix}{app_id}.summaries", b"fail-now")
+        # then the worker stops by itself, promptly, with an error
+        started = time.monotonic()
         code = worker.wait(timeout=60)
         assert code != 0
-        assert b"agent failed; stopping the worker" in (tmp_path / "worker.log").read_bytes()
+        assert time.monotonic() - started < 30
+        assert b"worker failed (RuntimeError: planted failure outside the guard); stopping" in (
+            tmp_path / "worker.log").read_bytes()
     finally:
         if worker.poll() is None:
             worker.kill()
             worker.wait()
+        log.close()
+
+
+def test_an_event_that_raises_goes_to_quarantine_as_unprocessable_and_the_rest_is_billed(
+        broker: str, tmp_path) -> None:
+    worker, port, prefix, app_id, log = _start(broker, tmp_path, [sys.executable, str(FAILING_WORKER)])
+    try:
+        app = {"sdk_app_id": 1400000001, "account_id": "acct-1", "effective_from": "2026-08-01T00:00:00+08:00",
+               "services": {"relay": True}}
+        _send(broker, f"{prefix}config.apps", orjson.dumps(app))
+
+        def relay(event_id: str) -> bytes:
+            return orjson.dumps({"event_id": event_id, "sdk_app_id": 1400000001, "type": "relay.traffic",
+                                 "time": "2026-08-02T10:00:00+08:00", "stream_id": "s", "zone": "mainland",
+                                 "bytes": 2 * 10**9})
+
+        _send(broker, f"{prefix}usage.relay", b"[" + relay("ok-1") + b"," + relay("poison") + b"," + relay("ok-2")
+              + b"]")
+        _send(broker, f"{prefix}control.clock", orjson.dumps({"type": "clock.tick", "final": True}))
+        settings = KafkaSettings(broker)
+        deadline = time.monotonic() + 60
+        charges: list[dict] = []
+        while time.monotonic() < deadline and not charges:
+            charges = [orjson.loads(r.value) for r in read_records(settings, [f"{prefix}billing.css.charges"])]
+            time.sleep(0.5)
+        quarantined = [orjson.loads(r.value) for r in read_records(settings, [f"{prefix}usage.quarantine"])]
+        assert [(q["reason"], q["event_id"], q["detail"]) for q in quarantined] == [
+            ("unprocessable", "poison", "ValueError: planted")]
+        assert [(c["item"], c["lines"][0]["quantity"]) for c in charges] == [("relay.traffic", "4")]  # 2 + 2 GB
+        assert worker.poll() is None
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
         log.close()
