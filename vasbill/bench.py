@@ -361,7 +361,7 @@ def _run_one(options: BenchOptions, producer: str, err: Any) -> dict[str, Any]:
     from workers.settings import group_of
 
     note = err.print
-    results: dict[str, Any] = {"producer": producer}
+    results: dict[str, Any] = {"producer_kind": producer}
     started = time.monotonic()
     apps_docs, events = generate(GenOptions(accounts=options.accounts, month=options.month, seed=options.seed,
                                             scale=options.scale))
@@ -474,7 +474,7 @@ def _render_one(results: dict[str, Any], console: Any) -> None:
     from rich.table import Table
 
     data, worker, ceiling = results["data"], results.get("worker"), results["ceiling"]
-    how = ("vasbill produce (packed per partition, stamped)" if results["producer"] == "vasbill"
+    how = ("vasbill produce (packed per partition, stamped)" if results["producer_kind"] == "vasbill"
            else "a plain client, one event a message keyed by stream_id")
     latency, state, tables = results["latency"], results["state"], results.get("worker_tables")
     table = Table(title=f"vasbill bench, {how}: {data['lines']:,} lines, {data['accounts']} accounts, "

@@ -49,7 +49,7 @@ from workers.ingest import LANE_HEADER, OWN_HEADER, account_home, fanout_marker,
 from workers.ingest_consumer import IngestLoop
 from workers.journal import Journal
 from workers.kafka_io import ssl_context
-from workers.kv import MAX_VALUE_BYTES, BatchKV
+from workers.kv import MAX_VALUE_BYTES, BatchKV, ValueTooLarge
 from workers.metrics import Metrics
 from workers.settings import WorkerSettings
 from workers.stages import Lanes, Stage1, Stage2
@@ -338,7 +338,18 @@ class VasbillWorker:
             while True:
                 kv = self._batch_kv(table, group)
                 try:
-                    return kv, stage.process(partition, messages, kv)
+                    out = stage.process(partition, messages, kv)
+                    kv.prepare()  # a value too large for one Kafka message raises here, before any send
+                    return kv, out
+                except ValueTooLarge as exc:
+                    culprits = self._too_large_at(group, table, stage, partition, messages, failures)
+                    if not culprits or any(c in failures for c in culprits):
+                        raise
+                    failures.update(dict.fromkeys(culprits, f"ValueTooLarge: {exc}"[:2000]))
+                    log.error("partition %d: %d events of the message at offset %s would grow a table value past "
+                              "one Kafka message; they go to quarantine as unprocessable (%s)", partition,
+                              len(culprits), messages[0][0] if not culprits else
+                              (culprits[0] if isinstance(culprits[0], int) else culprits[0][0]), exc)
                 except Exception as exc:
                     at = stage.at
                     if at is None or at in failures:
@@ -349,6 +360,53 @@ class VasbillWorker:
         finally:
             for each in stages:
                 each.failures = {}
+
+    def _too_large_at(self, group: list[Any], table: Any, stage: Any, partition: int,
+                      messages: list[Any], failures: dict[Any, str]) -> list[Any]:
+        """The guard's keys of the events that make a table value outgrow one Kafka message:
+        the first message after which it no longer fits (bisection over prefixes of the
+        batch), and in it the events from the first one that does not fit on (bisection
+        again; a summary of stage 2 is one key). Empty if the batch alone is not the cause."""
+        def too_large(count: int, extra: dict[Any, str] | None = None) -> bool:
+            kv = self._batch_kv(table, group)
+            failures.update(extra or {})
+            try:
+                stage.process(partition, messages[:count], kv)
+                kv.prepare()
+            except ValueTooLarge:
+                return True
+            finally:
+                for key in extra or {}:
+                    failures.pop(key, None)
+            return False
+
+        low, high = 1, len(messages)
+        if not too_large(high):
+            return []
+        while low < high:
+            middle = (low + high) // 2
+            if too_large(middle):
+                high = middle
+            else:
+                low = middle + 1
+        offset = messages[low - 1][0]
+        if stage is self.stage2:
+            return [offset]
+        from topics.validation import split_message
+
+        count = len(split_message(messages[low - 1][1]))
+
+        def without(first: int) -> dict[Any, str]:
+            return {(offset, i): "probe" for i in range(first, count)}
+
+        keep, fail = 0, count  # the most events of it that still fit: keep..fail
+        while keep < fail:
+            middle = (keep + fail + 1) // 2
+            if too_large(low, without(middle)):
+                fail = middle - 1
+            else:
+                keep = middle
+        return list(without(keep))
 
     def _batch_kv(self, table: Any, group: list[Any]) -> BatchKV:
         """The store view for one partition's batch: its changes are journaled, and the last

@@ -135,6 +135,7 @@ class BatchKV:
         self.cache: dict[str, Any] = {}
         self.dirty: dict[str, None] = {}  # in the order keys were first put: the order they are written
         self.deleted: set[str] = set()
+        self._prepared: dict[str, bytes] | None = None
 
     def get(self, key: str, default: Any = None) -> Any:
         value = self.cache.get(key, _MISSING)
@@ -145,20 +146,21 @@ class BatchKV:
         return default if value is None else value
 
     def put(self, key: str, value: Any) -> None:
+        self._prepared = None
         self.cache[key] = value
         self.dirty[key] = None
         self.deleted.discard(key)
 
     def delete(self, key: str) -> None:
+        self._prepared = None
         self.cache[key] = None
         self.dirty.pop(key, None)
         self.deleted.add(key)
 
-    def flush(self) -> int:
-        """Write changed keys back, in the order they were first put, then delete; returns
-        how many keys were written. With a journal, the batch's values go into it first, so
-        a crash in the middle of the keys is completed on recovery (``workers.journal``);
-        without one, a crash leaves a prefix of the keys."""
+    def prepare(self) -> dict[str, bytes]:
+        """Encode the changed values and check that each fits one Kafka message (else
+        ``ValueTooLarge``, before anything of the batch is sent or written); ``flush`` then
+        writes what was prepared."""
         encoded = {key: encode_value(self.cache[key]) for key in self.dirty}
         if self.max_value_bytes is not None:
             for key, data in encoded.items():
@@ -166,6 +168,16 @@ class BatchKV:
                     raise ValueTooLarge(
                         f"table value {key} is {len(data):,} bytes, over the {self.max_value_bytes:,}-byte limit "
                         "of one Kafka message (README: Performance and state size, Value size)")
+        self._prepared = encoded
+        return encoded
+
+    def flush(self) -> int:
+        """Write changed keys back, in the order they were first put, then delete; returns
+        how many keys were written. With a journal, the batch's values go into it first, so
+        a crash in the middle of the keys is completed on recovery (``workers.journal``);
+        without one, a crash leaves a prefix of the keys."""
+        encoded = self._prepared if self._prepared is not None else self.prepare()
+        self._prepared = None
         deleted = [key for key in self.deleted if key in self.store]
         if self.journal is not None and (encoded or deleted):
             self.journal.write(self.store, [*encoded.items(), *((key, None) for key in deleted)])

@@ -134,3 +134,58 @@ def test_an_event_that_raises_goes_to_quarantine_as_unprocessable_and_the_rest_i
         worker.terminate()
         worker.wait(timeout=30)
         log.close()
+
+
+def test_a_state_value_that_would_outgrow_a_kafka_message_is_quarantined_not_fatal(broker: str, tmp_path) -> None:
+    """~8,000 distinct 256-character task ids of one app and month: the recording registry's
+    table value would pass one Kafka message (before: ``ValueTooLarge`` stopped the worker, and
+    the restarted worker read the same messages and stopped again). The message that would
+    make it too large goes to quarantine as ``unprocessable``; the worker goes on billing."""
+    import random
+
+    worker, port, prefix, app_id, log = _start(broker, tmp_path, [sys.executable, "-m", "vasbill"])
+    try:
+        for app in (1400000001, 1400000002):
+            doc = {"sdk_app_id": app, "account_id": f"acct-{app}", "effective_from": "2026-08-01T00:00:00+08:00",
+                   "services": {"recording": True, "relay": True}}
+            _send(broker, f"{prefix}config.apps", orjson.dumps(doc))
+        rnd = random.Random(3)
+        for batch in range(16):
+            events = [{"event_id": f"r-{batch}-{i}", "sdk_app_id": 1400000001, "type": "recording.start",
+                       "time": "2026-08-02T10:00:00+08:00", "task_id": f"{rnd.getrandbits(1024):0256x}",
+                       "stream_id": "s", "format": "mp4"} for i in range(500)]
+            _send(broker, f"{prefix}usage.recording", orjson.dumps(events))
+        other = {"event_id": "other", "sdk_app_id": 1400000002, "type": "relay.traffic",
+                 "time": "2026-08-02T10:00:00+08:00", "stream_id": "s", "zone": "mainland", "bytes": 3 * 10**9}
+        _send(broker, f"{prefix}usage.relay", orjson.dumps(other))
+        _send(broker, f"{prefix}control.clock", orjson.dumps({"type": "clock.tick", "final": True}))
+        settings = KafkaSettings(broker)
+        deadline = time.monotonic() + 120
+        relay: list[dict] = []
+        while time.monotonic() < deadline and not relay:
+            relay = [orjson.loads(r.value) for r in read_records(settings, [f"{prefix}billing.css.charges"])]
+            relay = [c for c in relay if c["item"] == "relay.traffic"]
+            time.sleep(0.5)
+        assert [c["lines"][0]["quantity"] for c in relay] == ["3"], "the other app is billed"
+        def accounted() -> tuple[float, list[dict]]:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+                metrics = answer.read().decode()
+            accepted = next(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                            if line.startswith('vasbill_events_total{outcome="accepted",type="recording.start"}'))
+            return accepted, [orjson.loads(r.value) for r in read_records(settings, [f"{prefix}usage.quarantine"])]
+
+        accepted, quarantined = accounted()
+        while accepted + len(quarantined) < 16 * 500 and time.monotonic() < deadline:
+            time.sleep(1)
+            accepted, quarantined = accounted()
+        assert quarantined and all(q["reason"] == "unprocessable" and "ValueTooLarge" in q["detail"]
+                                   for q in quarantined), [(q["reason"], q["detail"][:80]) for q in quarantined]
+        assert accepted + len(quarantined) == 16 * 500, "every event billed or quarantined, none lost"
+        assert {q["event_id"][:2] for q in quarantined} == {"r-"}, "each event quarantined on its own"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+            assert answer.status == 200
+        assert worker.poll() is None
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        log.close()
