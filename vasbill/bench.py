@@ -506,7 +506,7 @@ def _render_one(results: dict[str, Any], console: Any) -> None:
     table.add_row("(f) state per account-month", _kib(state["meter_states_per_account"]),
                   f"meter states as stored (encoded; {_kib(state['meter_states_json_per_account'])} as JSON)")
     table.add_row("    dedupe ids per account-month", _kib(state["dedupe_ids_per_account"]),
-                  f"{state['dedupe_ids_count_per_account']:,.0f} ids, encoded; kept with each state (or in shards)")
+                  f"{state['dedupe_ids_count_per_account']:,.0f} ids, encoded; one set per app (or in shards)")
     if tables:
         table.add_row("    worker tables per account", _kib(tables["per_account"]),
                       f"latest changelog values; {tables['keys']:,} keys, {_kib(tables['shared'])} not per account")

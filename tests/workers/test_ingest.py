@@ -117,3 +117,14 @@ def test_events_without_stamps_get_the_clock_rate_had_before_them() -> None:
     order = [e["event_id"] if "event_id" in e else None for f in forwards for e in events_of(f)]
     assert sorted(zip(order, stamps, strict=True), key=str) == sorted(
         zip([line.get("event_id") for line in lines], expected, strict=True), key=str)
+
+
+def test_control_clock_records_that_are_not_usable_ticks_are_ignored() -> None:
+    from workers.ingest import parse_tick
+
+    assert parse_tick(b'{"type": "clock.tick", "ms": 100000000000000000, "final": true}') is None  # year 3170
+    assert parse_tick(b'{"type": "clock.tick", "time": "0001-01-01T00:00:00Z"}') is None
+    assert parse_tick(b'{"type": "clock.tick", "final": "yes"}') is None
+    assert parse_tick(b"[1, 2]") is None and parse_tick(None) is None
+    assert parse_tick(b'{"type": "clock.tick", "time": "2026-09-01T00:00:00+08:00", "final": true}') == Tick(
+        1_788_192_000_000, True)
