@@ -201,31 +201,29 @@ class VasbillWorker:
         while /readyz said ready. /healthz then answers 500 and the process exits non-zero."""
 
         async def agent(stream: Any) -> None:
-            try:
-                await body(stream)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._failed(exc)
-                await self.app.crash(exc)
-                raise
+            await self._or_stop(body(stream))
 
         agent.__name__ = getattr(body, "__name__", "agent")
         return agent
 
     def _fatal_task(self, body: Any) -> Any:
+        """The same for a task (stage 0): Faust calls a task without arguments."""
+
         async def task() -> None:
-            try:
-                await body()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._failed(exc)
-                await self.app.crash(exc)
-                raise
+            await self._or_stop(body())
 
         task.__name__ = getattr(body, "__name__", "task")
         return task
+
+    async def _or_stop(self, running: Any) -> None:
+        try:
+            await running
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._failed(exc)
+            await self.app.crash(exc)
+            raise
 
     def _failed(self, exc: BaseException) -> None:
         """The worker cannot go on: say why, and make sure the process ends non-zero soon even

@@ -24,6 +24,21 @@ from workers.kafka_io import KafkaSettings, client_config
 log = logging.getLogger(__name__)
 
 
+async def reader_from_beginning(kafka: KafkaSettings, topic: str) -> tuple[Any, list[Any]]:
+    """A started aiokafka consumer assigned every partition of ``topic`` (no group), at its
+    beginning: how the worker reads the topics every worker reads whole (configs, ticks)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    config = client_config(kafka.bootstrap, kafka.security, library="aiokafka")
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, auto_offset_reset="earliest", **config)
+    await consumer.start()
+    partitions = consumer.partitions_for_topic(topic) or {0}
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    return consumer, tps
+
+
 class ConfigReader:
     def __init__(self, kafka: KafkaSettings, topic: str) -> None:
         self.kafka = kafka
@@ -36,15 +51,7 @@ class ConfigReader:
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-
-        config = client_config(self.kafka.bootstrap, self.kafka.security, library="aiokafka")
-        self._consumer = AIOKafkaConsumer(enable_auto_commit=False, auto_offset_reset="earliest", **config)
-        await self._consumer.start()
-        partitions = self._consumer.partitions_for_topic(self.topic) or {0}
-        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        self._consumer.assign(tps)
-        await self._consumer.seek_to_beginning(*tps)
+        self._consumer, _tps = await reader_from_beginning(self.kafka, self.topic)
         await self.catch_up()
         self.synced.set()
 

@@ -40,7 +40,7 @@ from topics import configstamp
 from topics.clockstamp import ReplayClock
 from topics.names import CLOCK_TOPIC, USAGE_TOPICS, TopicNames
 from topics.reasons import QuarantineReason, Rejection
-from workers.configs import ConfigReader
+from workers.configs import ConfigReader, reader_from_beginning
 from workers.ingest import FANOUT_TYPE, Forward, Router, Tick, account_home, header_value, parse_tick, quarantine_value
 from workers.kafka_io import KafkaSettings, client_config
 
@@ -83,14 +83,8 @@ class TickLog:
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-
-        config = client_config(self.kafka.bootstrap, self.kafka.security, library="aiokafka")
-        self._consumer = AIOKafkaConsumer(enable_auto_commit=False, auto_offset_reset="earliest", **config)
-        await self._consumer.start()
-        self._tp = TopicPartition(self.topic, 0)
-        self._consumer.assign([self._tp])
-        await self._consumer.seek_to_beginning(self._tp)
+        self._consumer, tps = await reader_from_beginning(self.kafka, self.topic)
+        self._tp = tps[0]  # control.clock has one partition
         await self.catch_up()
 
     async def stop(self) -> None:
