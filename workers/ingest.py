@@ -39,7 +39,7 @@ is quarantined; one that repeats a tick changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -431,7 +431,3 @@ def account_home(partitions: int, first_account: Callable[[int], str | None]) ->
 
     return home
 
-
-def lane_of(topics: Mapping[str, str]) -> Callable[[str], str]:
-    """Full topic name → lane (usage topic base name)."""
-    return topics.__getitem__
