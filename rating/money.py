@@ -11,6 +11,8 @@ from decimal import Context, Decimal
 from topics.charges import CENT, decimal_text, round_cny
 
 EXACT = Context(prec=50)
+#: sums that must not round at all (package balances: many 50-digit draws)
+WIDE = Context(prec=200)
 ZERO = Decimal(0)
 GB = 10**9
 MBPS = 10**6

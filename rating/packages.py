@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from rating.money import EXACT
+from rating.money import EXACT, WIDE
 from topics.appconfig import PackageSpec
 
 ZERO = Decimal(0)
@@ -25,11 +25,16 @@ class PackageLedger:
     draws: dict[str, dict[str, Decimal]] = field(default_factory=dict)
 
     def balance(self, package: PackageSpec, *, excluding: str | None = None) -> Decimal:
-        used = sum(
-            (amt for unit, amt in self.draws.get(package.package_id, {}).items() if unit != excluding),
-            ZERO,
-        )
-        return max(package.size - used, ZERO)
+        """What is left of ``package``, exactly: the draws are added in a wide context and in
+        the order of their unit keys, so the balance never depends on the order the draws
+        were recorded in (a ledger read back from the worker's table has another order than
+        ``rate``'s; the default 28 digits rounded their sum differently in the last digit)."""
+        draws = self.draws.get(package.package_id, {})
+        used = ZERO
+        for unit in sorted(draws):
+            if unit != excluding:
+                used = WIDE.add(used, draws[unit])
+        return max(WIDE.subtract(package.size, used), ZERO)
 
     def record(self, unit: str, packages: Sequence[PackageSpec], taken: dict[str, Decimal]) -> None:
         """Replace ``unit``'s draws on ``packages`` by ``taken``."""

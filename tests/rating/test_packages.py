@@ -398,3 +398,22 @@ def test_capacity_cover() -> None:
     b = spec(pkg("b", "vod_storage", "5", "2026-08-01T00:00:00+08:00"))
     assert capacity_cover([a, b], Decimal(52)) == {"a": Decimal(50), "b": Decimal(2)}
     assert capacity_cover([a, b], Decimal(0)) == {}
+
+
+def test_a_balance_does_not_depend_on_the_order_the_draws_were_recorded_in() -> None:
+    """The worker reads its ledger back from a table, in another order than ``rate`` recorded
+    the draws; the default 28-digit sum of 50-digit draws rounded differently by order and a
+    nearly spent package then covered a line with a different last digit (seen: 2 charges of
+    395 in a mixed-producer replay)."""
+    package = spec(pkg("p", "transcode_standard", "0.8", "2026-08-01T00:00:00+08:00"))
+    draws = [(f"unit-{k}", div(1, k)) for k in (3, 7, 11, 13, 17, 19, 23)]
+    forward, backward = PackageLedger(), PackageLedger()
+    for unit, amount in draws:
+        forward.record(unit, [package], {"p": amount})
+    for unit, amount in reversed(draws):
+        backward.record(unit, [package], {"p": amount})
+    exact = Decimal("0.8")
+    for _, amount in draws:
+        exact = EXACT.subtract(exact, amount)
+    assert forward.balance(package) == backward.balance(package)
+    assert abs(forward.balance(package) - exact) < Decimal("1e-45")
