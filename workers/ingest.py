@@ -148,7 +148,8 @@ def fanout_marker(offset: int) -> bytes:
 
 
 def tick_message(tick: Tick) -> bytes:
-    """A tick as stage 1 reads it: an object alone in its message (events come in arrays)."""
+    """A tick as stage 1 reads it, sent with the ``vasbill-own`` header (only those move a
+    lane's clock; a ``clock.tick`` object from a producer is an event, ``wrong_topic``)."""
     return orjson.dumps({"type": "clock.tick", "ms": tick.ms, "final": tick.final})
 
 

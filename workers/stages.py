@@ -1,14 +1,17 @@
-"""The worker's two stages as plain classes over a key-value store (no Faust in here).
+"""The worker's stateful stages as plain classes over a key-value store (no Faust in here).
 
-Stage 1 runs per usage topic partition (keyed by sdk_app_id): validate, dedupe, fold into
-per-app meter states, and when the partition's clock passes a period's close time send
+Stage 1 runs per partition of the internal events topic, one ``Stage1`` per lane (the usage
+topic an event came from; ``Lanes`` runs a batch lane by lane), after stage 0
+(``workers.ingest``) brought every app's events to its home partition: validate, dedupe,
+fold into per-app meter states, and when the lane's clock passes a period's close time send
 that app-period's summary to stage 2. Stage 2 runs per partition of the internal
 ``vasbill.summaries`` topic (keyed by account_id): it keeps the summaries, closes a rating
 unit once every stage-1 partition of its usage topic has passed the close time, and rates
 it with ``rating.revisions.rate_unit``, the code ``vasbill rate`` uses.
 
-Clock (``--clock event``): a stage-1 partition's clock is the largest event time it has
-seen, or a later ``clock.tick`` fanned out to it. Each partition tells stage 2 its clock
+Clock (``--clock event``): a lane's clock on a partition is the largest of the replay
+stamps its events carry (``vasbill produce``'s, or stage 0's: the clock ``rate`` had before
+each event), the event times it accepted, and the worker's own ticks. Each partition tells stage 2 its clock
 when the clock crosses a close boundary; stage 2 closes a unit when the smallest clock over
 the partitions of the unit's topic passes the close time, so where a period closes never
 depends on how partitions are assigned to workers. With ``--clock wall`` only ticks (sent
@@ -21,7 +24,8 @@ Exact across crashes (at-least-once delivery):
   are skipped, not applied a second time;
 - a stage-1 batch redone after a crash before its state write sends its summaries again:
   each is numbered with the state it comes from, and stage 2 drops a number it has taken;
-- dedupe ids (``workers.dedupe_ids``) catch events that producers sent twice.
+- dedupe ids (``workers.dedupe_ids``, one set per app) catch events sent twice, by
+  producers or by stage 0 after a crash.
 """
 
 from __future__ import annotations
